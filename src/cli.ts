@@ -1,0 +1,251 @@
+#!/usr/bin/env node
+/**
+ * The `exai` command (SPEC §2). This is the only module that reads `process.env` and `argv`;
+ * everything below receives a parsed Config.
+ *
+ * Exit codes: 0 ok, 1 a tool/smoke failure, 2 invalid configuration or usage.
+ */
+import { realpathSync } from "node:fs";
+import { fileURLToPath } from "node:url";
+import { Command, InvalidArgumentError } from "commander";
+import { loadConfig, type Config } from "./config/load.js";
+import { summary } from "./config/timeouts.js";
+import { renderConfigTable } from "./config/variables.js";
+import { ExaiError, toExaiError } from "./errors.js";
+import { createRuntime } from "./runtime/runtime.js";
+import { runStdioServer } from "./server/stdio.js";
+import { VERSION } from "./version.js";
+
+const out = (text: string) => process.stdout.write(`${text}\n`);
+const err = (text: string) => process.stderr.write(`${text}\n`);
+
+function readConfig(): Config {
+  return loadConfig({ env: process.env, cwd: process.cwd() });
+}
+
+/** Prints an error for a human and sets the exit code (2 for configuration, 1 otherwise). */
+function fail(error: unknown): void {
+  const failure = toExaiError(error, "exai");
+  err(`exai: ${failure.code}: ${failure.message}`);
+  process.exitCode = failure.code === "CONFIG_INVALID" ? 2 : 1;
+}
+
+const cliPath = () => realpathSync(fileURLToPath(import.meta.url));
+
+/** The snippet that registers exai in an MCP client with a tool timeout ≥ the client timeout. */
+export function clientSnippet(client: string, config: Config, path: string): string {
+  const clientS = config.timeouts.clientMs / 1000;
+  const seconds = Math.ceil(clientS);
+  const args = JSON.stringify([path, "stdio"]);
+  switch (client) {
+    case "claude":
+      return [
+        `# Claude Code: register the server, then start Claude Code with a tool timeout ≥ ${clientS} s`,
+        `claude mcp add exai -- node ${path} stdio`,
+        `export MCP_TOOL_TIMEOUT=${seconds * 1000}   # ms; put it in your shell profile`,
+      ].join("\n");
+    case "codex":
+      return [
+        `# Codex CLI: ~/.codex/config.toml (tool_timeout_sec ≥ ${clientS} s; Codex's default of 60 s is too short)`,
+        `[mcp_servers.exai]`,
+        `command = "node"`,
+        `args = ${args}`,
+        `startup_timeout_sec = 20`,
+        `tool_timeout_sec = ${seconds}`,
+      ].join("\n");
+    case "cursor":
+      return [
+        `// Cursor: ~/.cursor/mcp.json (Cursor has no per-tool timeout setting; exai finishes or fails within ${config.timeouts.workflowToolMs / 1000} s per workflow call)`,
+        JSON.stringify({ mcpServers: { exai: { command: "node", args: [path, "stdio"] } } }, null, 2),
+      ].join("\n");
+    case "vscode":
+      return [
+        `// VS Code: .vscode/mcp.json`,
+        JSON.stringify(
+          { servers: { exai: { type: "stdio", command: "node", args: [path, "stdio"] } } },
+          null,
+          2,
+        ),
+      ].join("\n");
+    default:
+      throw new ExaiError(
+        "INVALID_ARGUMENT",
+        `--client: unknown client ${JSON.stringify(client)}; use claude, codex, cursor or vscode`,
+      );
+  }
+}
+
+function printConfig(config: Config, json: boolean): void {
+  const timeouts = summary(config.timeouts);
+  const view = {
+    version: VERSION,
+    providers: Object.fromEntries(
+      Object.entries(config.providers).map(([name, settings]) => [
+        name,
+        {
+          base_url: settings?.baseUrl,
+          timeout_s: (settings?.timeoutMs ?? 0) / 1000,
+          api_key: settings?.apiKey ? "set" : "unset",
+          models: settings?.models,
+        },
+      ]),
+    ),
+    default_model: config.defaultModel,
+    tool_profile: config.tools.profile,
+    data_dir: config.dataDir,
+    timeouts,
+    recommended_client_timeout_s: config.timeouts.clientMs / 1000,
+    admission: config.admission,
+  };
+  if (json) {
+    out(JSON.stringify(view, null, 2));
+    return;
+  }
+  const t = timeouts;
+  out(`exai-mcp ${VERSION}`);
+  out(
+    `providers: ${Object.keys(config.providers).join(", ") || "none (set GLM_API_KEY, KIMI_API_KEY or CUSTOM_API_URL)"}`,
+  );
+  out(
+    `default model: ${config.defaultModel}   tool profile: ${config.tools.profile}   data: ${config.dataDir}`,
+  );
+  out("");
+  out("timeout hierarchy (seconds):");
+  out(
+    `  provider attempt   GLM ${t.provider_timeouts.glm} / Kimi ${t.provider_timeouts.kimi} / custom ${t.provider_timeouts.custom} (HTTP ceiling ${t.infrastructure_timeouts.http}, stream idle ${t.infrastructure_timeouts.stream_idle})`,
+  );
+  out(
+    `  tool               simple ${t.tool_timeouts.simple} / workflow ${t.tool_timeouts.workflow} (expert ${t.tool_timeouts.expert_analysis})`,
+  );
+  out(`  daemon             ${t.infrastructure_timeouts.daemon}  (${t.ratios.daemon_to_tool} × workflow)`);
+  out(`  shim               ${t.infrastructure_timeouts.shim}  (${t.ratios.shim_to_tool} × workflow)`);
+  out(`  client (set this)  ${t.infrastructure_timeouts.client}  (${t.ratios.client_to_tool} × workflow)`);
+  out(`hierarchy valid: ${t.hierarchy_valid}`);
+  out("");
+  out(
+    `Set your MCP client's tool timeout to at least ${t.infrastructure_timeouts.client} s (exai config --client claude|codex|cursor|vscode prints the snippet).`,
+  );
+}
+
+function parsePort(value: string): number {
+  const port = Number(value);
+  if (!Number.isInteger(port) || port < 0 || port > 65535)
+    throw new InvalidArgumentError("must be a port number 0–65535");
+  return port;
+}
+
+/** Builds the command-line program. */
+export function buildProgram(): Command {
+  const program = new Command();
+  program
+    .name("exai")
+    .description("MCP server: consult GLM, Kimi and OpenAI-compatible models from coding agents")
+    .version(VERSION);
+
+  program
+    .command("stdio")
+    .description("serve MCP over stdio, tools in-process (the default for MCP clients)")
+    .action(async () => {
+      try {
+        await runStdioServer(readConfig());
+      } catch (error) {
+        fail(error);
+      }
+    });
+
+  program
+    .command("config")
+    .description("print the resolved configuration and timeout table; exit 2 when invalid")
+    .option("--json", "machine-readable output")
+    .option("--client <client>", "print the registration snippet for claude | codex | cursor | vscode")
+    .option("--markdown", "print the configuration variables as a markdown table")
+    .action((options: { json?: boolean; client?: string; markdown?: boolean }) => {
+      try {
+        if (options.markdown) {
+          out(renderConfigTable());
+          return;
+        }
+        const config = readConfig();
+        if (options.client) out(clientSnippet(options.client, config, cliPath()));
+        else printConfig(config, options.json ?? false);
+      } catch (error) {
+        fail(error);
+      }
+    });
+
+  program
+    .command("call")
+    .description("run one tool call in-process and print its result JSON")
+    .argument("<tool>", "tool name, e.g. chat")
+    .option("--args <json>", "tool arguments as JSON", "{}")
+    .action(async (tool: string, options: { args: string }) => {
+      let args: unknown;
+      try {
+        args = JSON.parse(options.args);
+      } catch (error) {
+        fail(
+          new ExaiError(
+            "INVALID_ARGUMENT",
+            `--args: not valid JSON (${(error as Error).message}); pass e.g. --args '{"prompt":"hi"}'`,
+          ),
+        );
+        return;
+      }
+      try {
+        const runtime = createRuntime(readConfig(), { mode: "stdio" });
+        // Every timer of a call is unref()ed by design; this handle keeps the process alive until the call ends.
+        const keepAlive = setInterval(() => undefined, 60_000);
+        try {
+          const outcome = await runtime.executor.call({
+            tool,
+            arguments: args,
+            sessionId: "cli",
+            retryOverCapacity: true,
+            onProgress: (event) => err(`… ${event.message}`),
+          });
+          out(JSON.stringify(outcome.ok ? outcome.result : outcome.error, null, 2));
+          if (!outcome.ok) process.exitCode = 1;
+        } finally {
+          clearInterval(keepAlive);
+          await runtime.close();
+        }
+      } catch (error) {
+        fail(error);
+      }
+    });
+
+  program
+    .command("fake-provider")
+    .description("run the fake OpenAI-compatible provider used by the tests (for demos)")
+    .option("--port <port>", "port (0 = any free port)", parsePort, 0)
+    .option("--host <host>", "address", "127.0.0.1")
+    .option("--delay-ms <ms>", "delay of every reply", (value) => Number(value), 0)
+    .action(async (options: { port: number; host: string; delayMs: number }) => {
+      const { runFakeProviderCli } = await import("./testing/fake-provider.js");
+      const fake = await runFakeProviderCli({
+        port: options.port,
+        host: options.host,
+        delayMs: options.delayMs,
+      });
+      const stop = () => void fake.close().then(() => process.exit(0));
+      process.once("SIGINT", stop);
+      process.once("SIGTERM", stop);
+    });
+
+  return program;
+}
+
+const invokedDirectly = (() => {
+  try {
+    return process.argv[1] !== undefined && realpathSync(process.argv[1]) === cliPath();
+  } catch {
+    // argv[1] missing or unreadable: we were imported, not run.
+    return false;
+  }
+})();
+
+if (invokedDirectly) {
+  buildProgram()
+    .parseAsync(process.argv)
+    .catch((error: unknown) => fail(error));
+}

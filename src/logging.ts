@@ -1,0 +1,42 @@
+/**
+ * Logging (SPEC §6.6): pino, JSON lines to stderr and to EXAI_DATA_DIR/logs/exai.log — never to
+ * stdout, which belongs to the MCP protocol in stdio mode.
+ */
+import { mkdirSync } from "node:fs";
+import { join } from "node:path";
+import pino, { type Logger } from "pino";
+
+export type { Logger };
+
+export interface LoggerOptions {
+  level: string;
+  /** Directory for exai.log; omitted = stderr only. */
+  logDir?: string;
+  /** Extra fields on every line (e.g. {mode: "daemon"}). */
+  base?: Record<string, unknown>;
+}
+
+/** Creates the process logger. Secrets never reach it: tokens and keys are not passed to log calls. */
+export function createLogger(options: LoggerOptions): Logger {
+  const streams: pino.StreamEntry[] = [
+    { level: options.level as pino.Level, stream: pino.destination({ dest: 2, sync: false }) },
+  ];
+  if (options.logDir && options.level !== "silent") {
+    mkdirSync(options.logDir, { recursive: true, mode: 0o700 });
+    streams.push({
+      level: options.level as pino.Level,
+      stream: pino.destination({ dest: join(options.logDir, "exai.log"), mkdir: true, sync: false }),
+    });
+  }
+  return pino(
+    {
+      level: options.level,
+      base: { pid: process.pid, ...(options.base ?? {}) },
+      redact: {
+        paths: ["token", "apiKey", "*.token", "*.apiKey", "headers.authorization"],
+        censor: "[redacted]",
+      },
+    },
+    pino.multistream(streams),
+  );
+}

@@ -1,0 +1,30 @@
+/**
+ * Builds the configured providers (one keep-alive pool each) from the configuration.
+ */
+import type { Config, ProviderName } from "../config/load.js";
+import { createCustomProvider } from "./custom.js";
+import { createGlmProvider } from "./glm.js";
+import { createKimiProvider } from "./kimi.js";
+import type { Provider } from "./openai-compatible.js";
+
+export type Providers = Partial<Record<ProviderName, Provider>>;
+
+/** Creates a provider for every configured provider section. Close them with `closeProviders`. */
+export function createProviders(config: Config): Providers {
+  const dependencies = { timeouts: config.timeouts, retry: config.retry };
+  const providers: Providers = {};
+  if (config.providers.glm) providers.glm = createGlmProvider(config.providers.glm, dependencies);
+  if (config.providers.kimi) {
+    providers.kimi = createKimiProvider(config.providers.kimi, {
+      ...dependencies,
+      webSearchTimeoutMs: config.timeouts.provider.kimiWebSearch,
+    });
+  }
+  if (config.providers.custom) providers.custom = createCustomProvider(config.providers.custom, dependencies);
+  return providers;
+}
+
+/** Closes every provider's connection pool. */
+export async function closeProviders(providers: Providers): Promise<void> {
+  await Promise.all(Object.values(providers).map((provider) => provider?.close()));
+}

@@ -1,0 +1,576 @@
+/**
+ * The shared OpenAI-compatible provider base (SPEC §5, §6.2, §6.3). GLM, Kimi and custom endpoints
+ * are small dialects over it.
+ *
+ * Why we do not trust the SDK's timeout: the openai SDK's `timeout` stops counting once headers
+ * arrive and it retries on its own, honouring Retry-After up to 60 s (REFERENCE.md). So its retries
+ * are off (`maxRetries: 0`) and each attempt here runs under named timers of our own:
+ *   connect ≤ EX_CONNECT_TIMEOUT_SECS (undici), first chunk ≤ provider timeout,
+ *   silence between chunks ≤ EX_STREAM_IDLE_TIMEOUT_SECS, and the call's deadline over everything.
+ * Requests always stream, so the idle timer can see a stalled stream.
+ */
+import OpenAI from "openai";
+import { Agent, fetch as undiciFetch, FormData as UndiciFormData } from "undici";
+import type { ProviderName, ProviderSettings } from "../config/load.js";
+import type { TimeoutConfig } from "../config/timeouts.js";
+import { ExaiError, formatSeconds, type TimeoutLayer } from "../errors.js";
+import { abortReason, now } from "../pipeline/deadline.js";
+import {
+  parseRetryAfterMs,
+  RETRYABLE_STATUSES,
+  withRetries,
+  type AttemptRecord,
+  type RetryPolicy,
+} from "../pipeline/retry.js";
+import type { ModelInfo } from "./registry.js";
+
+export type ThinkingMode = "minimal" | "low" | "medium" | "high" | "max";
+export const THINKING_MODES: readonly ThinkingMode[] = ["minimal", "low", "medium", "high", "max"];
+
+export type ContentPart = { type: "text"; text: string } | { type: "image_url"; image_url: { url: string } };
+
+export interface ToolCall {
+  id: string;
+  type: string;
+  function: { name: string; arguments: string };
+}
+
+export interface ChatMessage {
+  role: "system" | "user" | "assistant" | "tool";
+  content: string | ContentPart[] | null;
+  name?: string;
+  tool_call_id?: string;
+  tool_calls?: ToolCall[];
+}
+
+export interface ChatRequest {
+  model: ModelInfo;
+  messages: ChatMessage[];
+  temperature?: number;
+  /** Output cap, tokens (sent as `max_tokens`, which GLM and Kimi both accept). */
+  maxTokens?: number;
+  thinkingMode?: ThinkingMode;
+  /** Pass-through tool declarations (function tools, builtin functions). */
+  tools?: unknown[];
+  toolChoice?: unknown;
+  /** Ask the provider to search the web (GLM web_search tool / Kimi $web_search loop). */
+  webSearch?: boolean;
+  /** Per-attempt first-chunk timeout override, ms (web search attempts use KIMI_WEB_SEARCH_TIMEOUT_SECS). */
+  attemptTimeoutMs?: number;
+  /** Provider-specific body fields, merged last. */
+  extraBody?: Record<string, unknown>;
+}
+
+export interface TokenUsage {
+  promptTokens: number;
+  completionTokens: number;
+  totalTokens: number;
+}
+
+export interface ChatResult {
+  content: string;
+  /** Reasoning deltas received (≈ tokens: these providers stream about one token per delta). */
+  reasoningTokens: number;
+  finishReason: string;
+  toolCalls: ToolCall[];
+  usage: TokenUsage;
+  model: string;
+  provider: ProviderName;
+  attempts: AttemptRecord[];
+  requestId?: string;
+  webSearch?: unknown[];
+  /** Rounds of a provider-side tool loop ($web_search). */
+  rounds?: number;
+}
+
+/** What a provider call needs from the call it serves. Times are ms on the monotonic clock. */
+export interface ProviderCallContext {
+  signal: AbortSignal;
+  deadlineAt: number;
+  /** The budget and layer that set the deadline, for messages ("9.1 s of the 45 s tool budget left"). */
+  budgetMs?: number;
+  budgetLayer?: TimeoutLayer;
+  traceId: string;
+  callKey?: string;
+  onProgress?: (message: string) => void;
+}
+
+export interface Provider {
+  readonly name: ProviderName;
+  readonly label: string;
+  readonly baseUrl: string;
+  /**
+   * One chat completion with retries inside the deadline.
+   * @throws ExaiError TIMEOUT (layer first_chunk / stream_idle / connect / tool…), RATE_LIMITED,
+   *   PROVIDER_ERROR (listing every attempt), MODEL_NOT_FOUND, CANCELLED.
+   */
+  chat(request: ChatRequest, context: ProviderCallContext): Promise<ChatResult>;
+  /**
+   * A JSON request to another endpoint of the provider (files, web search), with the same
+   * per-attempt timeouts and retries. `path` is relative to the base URL ("/files").
+   */
+  requestJson<T = unknown>(path: string, init: JsonRequestInit, context: ProviderCallContext): Promise<T>;
+  /** Closes the connection pool. */
+  close(): Promise<void>;
+}
+
+export interface JsonRequestInit {
+  method: "GET" | "POST" | "DELETE";
+  json?: unknown;
+  form?: { fields: Record<string, string>; file?: { name: string; content: Buffer | string; type?: string } };
+  /** Retry this request on retryable failures (default: true for GET/DELETE, false for POST). */
+  retry?: boolean;
+}
+
+/** Dialect hooks: how one provider differs from plain OpenAI. */
+export interface Dialect {
+  label: string;
+  /** Adds provider fields (thinking, web search tool…) to the request body. */
+  shapeBody(request: ChatRequest, body: Record<string, unknown>): void;
+  /** Extra headers per attempt. */
+  headers?(context: ProviderCallContext): Record<string, string>;
+  /** Reads a provider-specific rate-limit body: quota exhaustion is not retryable. */
+  isQuotaError?(body: unknown): boolean;
+  /** Environment variable holding the key, for 401 messages. */
+  keyVariable: string;
+  timeoutVariable: string;
+}
+
+export interface ProviderDependencies {
+  timeouts: TimeoutConfig;
+  retry: RetryPolicy;
+}
+
+/**
+ * Maps exai's thinking modes to the provider switch (SPEC §5): minimal → off; low/medium/high →
+ * `reasoning_effort` where the model supports it (else thinking on); max → high.
+ */
+export function thinkingFields(model: ModelInfo, mode: ThinkingMode | undefined): Record<string, unknown> {
+  if (model.thinking === "none" || mode === undefined) return {};
+  if (mode === "minimal") return { thinking: { type: "disabled" } };
+  const effort = mode === "max" ? "high" : mode;
+  if (model.thinking === "effort") return { thinking: { type: "enabled" }, reasoning_effort: effort };
+  return { thinking: { type: "enabled" } };
+}
+
+/**
+ * Creates a provider over the OpenAI-compatible chat API.
+ * One undici Agent (keep-alive pool) per provider, sized by *_MAX_CONNECTIONS.
+ */
+export function createOpenAICompatibleProvider(
+  settings: ProviderSettings,
+  dialect: Dialect,
+  dependencies: ProviderDependencies,
+): Provider {
+  const { timeouts } = dependencies;
+  // undici pools sockets per origin up to `connections` and keeps idle ones for keepAliveTimeout;
+  // it has no separate idle-socket count, so *_MAX_KEEPALIVE_CONNECTIONS only bounds validation.
+  const agent = new Agent({
+    connections: settings.maxConnections,
+    keepAliveTimeout: 30_000,
+    connect: { timeout: timeouts.connectMs },
+    // Ceilings behind our own named timers (which fire first and say which layer ran out).
+    headersTimeout: timeouts.httpMs + 1000,
+    bodyTimeout: timeouts.streamIdleMs + 1000,
+  });
+  const fetchWithPool = ((url: string, init: Record<string, unknown>) =>
+    undiciFetch(url, { ...init, dispatcher: agent } as never)) as unknown as typeof fetch;
+  const client = new OpenAI({
+    apiKey: settings.apiKey,
+    baseURL: settings.baseUrl,
+    maxRetries: 0,
+    timeout: timeouts.httpMs,
+    fetch: fetchWithPool,
+  });
+
+  const attemptBudgetMs = (request: { attemptTimeoutMs?: number }) =>
+    request.attemptTimeoutMs ?? settings.timeoutMs;
+
+  /** Classifies whatever an attempt threw into an ExaiError with `retryable` set. */
+  const classify = (
+    error: unknown,
+    attemptTimeout: ExaiError | undefined,
+    context: ProviderCallContext,
+  ): ExaiError => {
+    if (attemptTimeout) return attemptTimeout;
+    if (context.signal.aborted) return abortReason(context.signal);
+    if (ExaiError.is(error)) return error;
+    if (error instanceof OpenAI.APIError && error.status !== undefined) {
+      return httpError(error.status, error.error ?? error.message, error.headers, dialect, settings);
+    }
+    const cause = error instanceof Error ? ((error as { cause?: unknown }).cause ?? error) : error;
+    const code = (cause as { code?: string } | undefined)?.code;
+    if (code === "UND_ERR_CONNECT_TIMEOUT") {
+      return new ExaiError(
+        "TIMEOUT",
+        `${dialect.label}: connecting to ${settings.baseUrl} timed out after ${formatSeconds(timeouts.connectMs / 1000)}; check the network or ${dialect.label.toUpperCase()}_API_URL`,
+        { retryable: true, cause: error, details: { layer: "connect", budget_s: timeouts.connectMs / 1000 } },
+      );
+    }
+    if (code === "UND_ERR_HEADERS_TIMEOUT" || error instanceof OpenAI.APIConnectionTimeoutError) {
+      return new ExaiError(
+        "TIMEOUT",
+        `${dialect.label}: no response headers within the HTTP ceiling of ${formatSeconds(timeouts.httpMs / 1000)} (EX_HTTP_TIMEOUT_SECONDS)`,
+        { retryable: true, cause: error, details: { layer: "http", budget_s: timeouts.httpMs / 1000 } },
+      );
+    }
+    if (error instanceof OpenAI.APIConnectionError) {
+      const detail = (cause as Error | undefined)?.message ?? "connection failed";
+      return new ExaiError(
+        "PROVIDER_ERROR",
+        `${dialect.label}: connection to ${settings.baseUrl} failed (${code ?? detail}); check that the endpoint is reachable`,
+        { retryable: true, cause: error, details: { provider: settings.name } },
+      );
+    }
+    const message = error instanceof Error ? error.message : String(error);
+    return new ExaiError(
+      "PROVIDER_ERROR",
+      `${dialect.label}: the response could not be read (${message}); the provider sent malformed data`,
+      { retryable: true, cause: error, details: { provider: settings.name } },
+    );
+  };
+
+  /** Arms the named per-attempt timers; returns the controls. */
+  const attemptTimers = (
+    firstChunkMs: number,
+    attemptNumber: number,
+    total: number,
+    context: ProviderCallContext,
+  ) => {
+    const controller = new AbortController();
+    let fired: ExaiError | undefined;
+    let timer: NodeJS.Timeout | undefined;
+    const started = now();
+    const arm = (layer: TimeoutLayer, ms: number) => {
+      clearTimeout(timer);
+      timer = setTimeout(() => {
+        const left = Math.max(0, context.deadlineAt - now());
+        const budget =
+          context.budgetMs !== undefined
+            ? `; ${formatSeconds(left / 1000)} of the ${formatSeconds(context.budgetMs / 1000)} ${context.budgetLayer ?? "tool"} budget left`
+            : "";
+        const waiting =
+          layer === "first_chunk" ? "waiting for the first chunk" : "waiting for the next stream chunk";
+        const fix =
+          layer === "first_chunk"
+            ? `raise ${dialect.timeoutVariable} or use a faster model`
+            : "the stream stalled; raise EX_STREAM_IDLE_TIMEOUT_SECS if the provider is known to pause";
+        fired = new ExaiError(
+          "TIMEOUT",
+          `${dialect.label} attempt ${attemptNumber}/${total} timed out after ${formatSeconds((now() - started) / 1000)} ${waiting} (${layer} budget ${formatSeconds(ms / 1000)})${budget}; ${fix}`,
+          { retryable: true, details: { layer, budget_s: ms / 1000, provider: settings.name } },
+        );
+        controller.abort(fired);
+      }, ms);
+      timer.unref();
+    };
+    arm("first_chunk", firstChunkMs);
+    return {
+      signal: AbortSignal.any([context.signal, controller.signal]),
+      activity: () => arm("stream_idle", timeouts.streamIdleMs),
+      fired: () => fired,
+      clear: () => clearTimeout(timer),
+    };
+  };
+
+  const baseHeaders = (context: ProviderCallContext): Record<string, string> => ({
+    "X-Request-Id": context.traceId,
+    ...(dialect.headers?.(context) ?? {}),
+  });
+
+  const chatOnce = async (
+    request: ChatRequest,
+    body: Record<string, unknown>,
+    attemptNumber: number,
+    total: number,
+    context: ProviderCallContext,
+  ): Promise<Omit<ChatResult, "attempts">> => {
+    const timers = attemptTimers(attemptBudgetMs(request), attemptNumber, total, context);
+    let content = "";
+    let reasoningTokens = 0;
+    let finishReason = "";
+    let requestId: string | undefined;
+    let usage: TokenUsage = { promptTokens: 0, completionTokens: 0, totalTokens: 0 };
+    let webSearch: unknown[] | undefined;
+    const toolCalls: ToolCall[] = [];
+    let lastProgress = 0;
+    try {
+      const stream = await client.chat.completions.create(body as never, {
+        signal: timers.signal,
+        maxRetries: 0,
+        timeout: timeouts.httpMs,
+        headers: baseHeaders(context),
+      });
+      for await (const raw of stream as unknown as AsyncIterable<Record<string, unknown>>) {
+        timers.activity();
+        const chunk = raw as StreamChunk;
+        requestId ??= chunk.request_id ?? chunk.id;
+        if (Array.isArray(chunk.web_search)) webSearch = chunk.web_search;
+        const choice = chunk.choices?.[0];
+        const delta = choice?.delta;
+        if (delta?.reasoning_content) reasoningTokens++;
+        if (typeof delta?.content === "string") content += delta.content;
+        for (const call of delta?.tool_calls ?? []) {
+          const index = call.index ?? toolCalls.length;
+          const existing = (toolCalls[index] ??= {
+            id: "",
+            type: call.type ?? "function",
+            function: { name: "", arguments: "" },
+          });
+          if (call.id) existing.id = call.id;
+          if (call.type) existing.type = call.type;
+          if (call.function?.name) existing.function.name += call.function.name;
+          if (call.function?.arguments) existing.function.arguments += call.function.arguments;
+        }
+        if (choice?.finish_reason) finishReason = choice.finish_reason;
+        const rawUsage = chunk.usage ?? choice?.usage;
+        if (rawUsage) {
+          usage = {
+            promptTokens: rawUsage.prompt_tokens ?? 0,
+            completionTokens: rawUsage.completion_tokens ?? 0,
+            totalTokens:
+              rawUsage.total_tokens ?? (rawUsage.prompt_tokens ?? 0) + (rawUsage.completion_tokens ?? 0),
+          };
+        }
+        const t = now();
+        if (context.onProgress && t - lastProgress > 250) {
+          lastProgress = t;
+          context.onProgress(
+            reasoningTokens > 0 && content === ""
+              ? `${dialect.label} ${request.model.id}: reasoning, ${reasoningTokens.toLocaleString("en-US")} tokens`
+              : `${dialect.label} ${request.model.id}: streaming, ${content.length.toLocaleString("en-US")} chars`,
+          );
+        }
+      }
+      if (context.signal.aborted) throw abortReason(context.signal);
+      if (finishReason === "") {
+        throw new ExaiError(
+          "PROVIDER_ERROR",
+          `${dialect.label}: the stream ended without a finish_reason (truncated response)`,
+          {
+            retryable: true,
+            details: { provider: settings.name },
+          },
+        );
+      }
+    } catch (error) {
+      throw classify(error, timers.fired(), context);
+    } finally {
+      timers.clear();
+    }
+    return {
+      content,
+      reasoningTokens,
+      finishReason,
+      toolCalls: toolCalls.filter(Boolean),
+      usage,
+      model: request.model.id,
+      provider: settings.name,
+      ...(requestId ? { requestId } : {}),
+      ...(webSearch ? { webSearch } : {}),
+    };
+  };
+
+  const buildBody = (request: ChatRequest): Record<string, unknown> => {
+    const body: Record<string, unknown> = {
+      model: request.model.id,
+      messages: request.messages,
+      stream: true,
+    };
+    if (request.model.temperature && request.temperature !== undefined) {
+      const { min, max } = request.model.temperature;
+      body.temperature = Math.min(max, Math.max(min, request.temperature));
+    }
+    if (request.maxTokens !== undefined)
+      body.max_tokens = Math.min(request.maxTokens, request.model.maxOutput);
+    if (request.tools && request.tools.length > 0) body.tools = [...request.tools];
+    if (request.toolChoice !== undefined) body.tool_choice = request.toolChoice;
+    dialect.shapeBody(request, body);
+    Object.assign(body, request.extraBody ?? {});
+    return body;
+  };
+
+  const retryOptions = (context: ProviderCallContext, label: string) => ({
+    policy: dependencies.retry,
+    deadlineAt: context.deadlineAt,
+    signal: context.signal,
+    label,
+    onAttempt: (attempt: number, total: number) =>
+      context.onProgress?.(`calling ${label} attempt ${attempt}/${total}`),
+    onBackoff: (delay: number, failure: ExaiError) =>
+      context.onProgress?.(`${label}: ${failure.code}, retrying in ${formatSeconds(delay / 1000)}`),
+  });
+
+  return {
+    name: settings.name,
+    label: dialect.label,
+    baseUrl: settings.baseUrl,
+    async chat(request, context) {
+      const body = buildBody(request);
+      const total = dependencies.retry.maxRetries + 1;
+      const { value, attempts } = await withRetries(
+        (attempt) => chatOnce(request, body, attempt, total, context),
+        retryOptions(context, `${dialect.label} ${request.model.id}`),
+      );
+      return { ...value, attempts };
+    },
+    async requestJson<T>(path: string, init: JsonRequestInit, context: ProviderCallContext): Promise<T> {
+      const retryable = init.retry ?? init.method !== "POST";
+      const total = retryable ? dependencies.retry.maxRetries + 1 : 1;
+      const { value } = await withRetries(
+        async (attempt) => {
+          const timers = attemptTimers(settings.timeoutMs, attempt, total, context);
+          try {
+            const headers: Record<string, string> = {
+              Authorization: `Bearer ${settings.apiKey}`,
+              ...baseHeaders(context),
+            };
+            let body: unknown;
+            if (init.json !== undefined) {
+              headers["Content-Type"] = "application/json";
+              body = JSON.stringify(init.json);
+            } else if (init.form) {
+              const form = new UndiciFormData();
+              for (const [key, value] of Object.entries(init.form.fields)) form.append(key, value);
+              if (init.form.file) {
+                const { name, content, type } = init.form.file;
+                form.append("file", new Blob([content], { type: type ?? "application/octet-stream" }), name);
+              }
+              body = form;
+            }
+            const response = await undiciFetch(`${settings.baseUrl}${path}`, {
+              method: init.method,
+              headers,
+              body: body as never,
+              signal: timers.signal,
+              dispatcher: agent,
+            });
+            timers.activity();
+            const text = await response.text();
+            let parsed: unknown = text;
+            try {
+              parsed = text === "" ? {} : JSON.parse(text);
+            } catch {
+              // A non-JSON body: an error below reports it as text; a 2xx is malformed.
+              if (response.ok) {
+                throw new ExaiError(
+                  "PROVIDER_ERROR",
+                  `${dialect.label} ${init.method} ${path}: response is not JSON`,
+                  {
+                    retryable: true,
+                  },
+                );
+              }
+            }
+            if (!response.ok) throw httpError(response.status, parsed, response.headers, dialect, settings);
+            return parsed as T;
+          } catch (error) {
+            throw classify(error, timers.fired(), context);
+          } finally {
+            timers.clear();
+          }
+        },
+        {
+          ...retryOptions(context, `${dialect.label} ${init.method} ${path}`),
+          policy: { ...dependencies.retry, maxRetries: total - 1 },
+        },
+      );
+      return value;
+    },
+    async close() {
+      await agent.close();
+    },
+  };
+}
+
+interface StreamChunk {
+  id?: string;
+  request_id?: string;
+  web_search?: unknown[];
+  usage?: RawUsage;
+  choices?: Array<{
+    delta?: {
+      content?: string | null;
+      reasoning_content?: string | null;
+      tool_calls?: Array<{
+        index?: number;
+        id?: string;
+        type?: string;
+        function?: { name?: string; arguments?: string };
+      }>;
+    };
+    finish_reason?: string | null;
+    usage?: RawUsage;
+  }>;
+}
+
+interface RawUsage {
+  prompt_tokens?: number;
+  completion_tokens?: number;
+  total_tokens?: number;
+}
+
+/** Maps an HTTP error status + body to an ExaiError (SPEC §6.2 retry set, §6.7 codes). */
+function httpError(
+  status: number,
+  body: unknown,
+  headers: { get(name: string): string | null } | undefined,
+  dialect: Dialect,
+  settings: ProviderSettings,
+): ExaiError {
+  const detail = extractMessage(body);
+  const base = { details: { status, provider: settings.name } };
+  if (status === 429) {
+    if (dialect.isQuotaError?.(body)) {
+      return new ExaiError(
+        "RATE_LIMITED",
+        `${dialect.label}: account quota exhausted (HTTP 429: ${detail}); top up the account or use another provider`,
+        { ...base, retryable: false },
+      );
+    }
+    const retryAfterMs = parseRetryAfterMs(headers);
+    return new ExaiError(
+      "RATE_LIMITED",
+      `${dialect.label}: rate limited (HTTP 429: ${detail})${retryAfterMs !== undefined ? `; retry after ${formatSeconds(retryAfterMs / 1000)}` : ""}`,
+      {
+        ...base,
+        retryable: true,
+        ...(retryAfterMs !== undefined ? { retryAfterS: retryAfterMs / 1000 } : {}),
+      },
+    );
+  }
+  if (status === 401 || status === 403) {
+    return new ExaiError(
+      "PROVIDER_ERROR",
+      `${dialect.label}: HTTP ${status} ${status === 401 ? "unauthorized" : "forbidden"} (${detail}); check ${dialect.keyVariable}`,
+      { ...base, retryable: false },
+    );
+  }
+  if (status === 404) {
+    return new ExaiError(
+      "MODEL_NOT_FOUND",
+      `${dialect.label}: HTTP 404 (${detail}); the model or endpoint does not exist at ${settings.baseUrl}`,
+      {
+        ...base,
+        retryable: false,
+      },
+    );
+  }
+  const retryAfterMs = parseRetryAfterMs(headers);
+  return new ExaiError("PROVIDER_ERROR", `${dialect.label}: HTTP ${status} (${detail})`, {
+    ...base,
+    retryable: RETRYABLE_STATUSES.has(status),
+    ...(retryAfterMs !== undefined && RETRYABLE_STATUSES.has(status)
+      ? { retryAfterS: retryAfterMs / 1000 }
+      : {}),
+  });
+}
+
+function extractMessage(body: unknown): string {
+  if (typeof body === "string") return body.slice(0, 300) || "no body";
+  const error = (body as { error?: { message?: unknown; code?: unknown } } | undefined)?.error;
+  const message = error?.message ?? (body as { message?: unknown } | undefined)?.message;
+  const code = error?.code;
+  const text = typeof message === "string" ? message : JSON.stringify(body ?? null).slice(0, 300);
+  return code !== undefined && code !== null ? `${text} [${String(code)}]` : text;
+}

@@ -1,0 +1,216 @@
+/**
+ * The model registry (SPEC §5): the shipped catalogue, aliases, allow-lists, `auto`, and the rule
+ * that a model name the catalogue does not know is still accepted when its provider is unambiguous.
+ */
+import { readFileSync } from "node:fs";
+import type { Config, ProviderName } from "../config/load.js";
+import { ExaiError } from "../errors.js";
+
+export type ThinkingSupport = "none" | "toggle" | "effort";
+
+export interface ModelInfo {
+  id: string;
+  provider: ProviderName;
+  /** Tokens. */
+  contextWindow: number;
+  /** Tokens. */
+  maxOutput: number;
+  thinking: ThinkingSupport;
+  thinkingDefault: boolean;
+  images: boolean;
+  webSearch: boolean;
+  /** null = fixed by the provider: never send a temperature. */
+  temperature: { min: number; max: number; default: number } | null;
+  aliases: string[];
+  retiredAliases?: string[];
+  description: string;
+  /** True for a name the catalogue does not know (conservative capabilities). */
+  uncatalogued?: boolean;
+}
+
+export interface ResolvedModel {
+  model: ModelInfo;
+  /** What the caller asked for ("auto", an alias, a retired id…). */
+  requested: string;
+  /** Set when the name was a retired id or an alias, for the result's metadata. */
+  note?: string;
+}
+
+/** Loads the catalogue shipped beside the compiled code. */
+export function loadCatalogue(): ModelInfo[] {
+  const text = readFileSync(new URL("./catalogue.json", import.meta.url), "utf8");
+  return (JSON.parse(text) as { models: ModelInfo[] }).models;
+}
+
+const PROVIDER_KEY: Record<ProviderName, string> = {
+  glm: "GLM_API_KEY",
+  kimi: "KIMI_API_KEY",
+  custom: "CUSTOM_API_URL",
+};
+
+export interface ModelRegistry {
+  /** Every model available with the configured providers (after allow-lists). */
+  available(): ModelInfo[];
+  /** Every catalogue model, configured or not. */
+  catalogue(): ModelInfo[];
+  configuredProviders(): ProviderName[];
+  /**
+   * Resolves a name, alias, `provider:name` or `auto` (estimatedTokens = size of the request, used
+   * by `auto` to pick a long-context model).
+   * @throws ExaiError NO_PROVIDER (naming the variables to set), MODEL_NOT_FOUND (naming the model
+   *   and listing what is available).
+   */
+  resolve(name: string | undefined, estimatedTokens?: number): ResolvedModel;
+}
+
+export function createModelRegistry(config: Config, catalogue: ModelInfo[] = loadCatalogue()): ModelRegistry {
+  const configured = (Object.keys(config.providers) as ProviderName[]).filter(
+    (name) => config.providers[name],
+  );
+  const byName = new Map<string, ModelInfo>();
+  for (const model of catalogue) {
+    byName.set(model.id.toLowerCase(), model);
+    for (const alias of model.aliases) byName.set(alias.toLowerCase(), model);
+  }
+  const custom = config.providers.custom;
+  const customModels: ModelInfo[] = (custom?.models ?? []).map((id) => ({
+    id,
+    provider: "custom",
+    contextWindow: 32_768,
+    maxOutput: 4096,
+    thinking: "none",
+    thinkingDefault: false,
+    images: false,
+    webSearch: false,
+    temperature: { min: 0, max: 2, default: 0.3 },
+    aliases: [],
+    description: `custom endpoint model (${custom?.baseUrl ?? ""})`,
+  }));
+
+  const allowed = (model: ModelInfo): boolean => {
+    const list = config.providers[model.provider]?.allowedModels ?? [];
+    return list.length === 0 || list.some((entry) => entry.toLowerCase() === model.id.toLowerCase());
+  };
+  const available = (): ModelInfo[] => [
+    ...catalogue.filter((model) => configured.includes(model.provider) && allowed(model)),
+    ...customModels,
+  ];
+
+  const noProvider = (): ExaiError =>
+    new ExaiError(
+      "NO_PROVIDER",
+      "no model provider is configured: set GLM_API_KEY (Z.ai), KIMI_API_KEY (Moonshot) or CUSTOM_API_URL + CUSTOM_MODEL_NAME (any OpenAI-compatible endpoint) in the environment or .env, then restart",
+      { details: { variables: ["GLM_API_KEY", "KIMI_API_KEY", "CUSTOM_API_URL"] } },
+    );
+
+  const requireProvider = (model: ModelInfo, requested: string): void => {
+    if (!configured.includes(model.provider)) {
+      if (configured.length === 0) throw noProvider();
+      throw new ExaiError(
+        "NO_PROVIDER",
+        `model ${requested} needs the ${model.provider} provider, which is not configured: set ${PROVIDER_KEY[model.provider]}, or pick one of: ${available()
+          .map((m) => m.id)
+          .join(", ")}`,
+        { details: { model: requested, variables: [PROVIDER_KEY[model.provider]] } },
+      );
+    }
+    if (!allowed(model)) {
+      throw new ExaiError(
+        "MODEL_NOT_FOUND",
+        `model ${requested} is not in ${model.provider.toUpperCase()}_ALLOWED_MODELS; allowed: ${(config.providers[model.provider]?.allowedModels ?? []).join(", ")}`,
+        { details: { model: requested } },
+      );
+    }
+  };
+
+  const pickAuto = (estimatedTokens: number): ResolvedModel => {
+    if (configured.length === 0) throw noProvider();
+    const candidates: string[] = [];
+    const fast = byName.get(config.fastModelDefault.toLowerCase());
+    const long = byName.get(config.longModelDefault.toLowerCase());
+    // Small requests go to the fast model when it fits comfortably (≤ 50 % of its window).
+    if (fast && estimatedTokens <= fast.contextWindow * 0.5) candidates.push(fast.id);
+    if (long) candidates.push(long.id);
+    if (fast) candidates.push(fast.id);
+    for (const id of candidates) {
+      const model = byName.get(id.toLowerCase());
+      if (
+        model &&
+        configured.includes(model.provider) &&
+        allowed(model) &&
+        estimatedTokens <= model.contextWindow * 0.6
+      ) {
+        return { model, requested: "auto" };
+      }
+    }
+    // Otherwise the largest-context model available.
+    const fallback = [...available()].sort((a, b) => b.contextWindow - a.contextWindow)[0];
+    if (!fallback) throw noProvider();
+    return { model: fallback, requested: "auto" };
+  };
+
+  return {
+    available,
+    catalogue: () => [...catalogue],
+    configuredProviders: () => [...configured],
+    resolve(name, estimatedTokens = 0) {
+      const requested = (name ?? config.defaultModel).trim();
+      if (requested === "" || requested.toLowerCase() === "auto") return pickAuto(estimatedTokens);
+      const prefixed = /^(glm|kimi|custom):(.+)$/i.exec(requested);
+      const bare = (prefixed ? (prefixed[2] as string) : requested).trim();
+      const customModel = customModels.find((model) => model.id.toLowerCase() === bare.toLowerCase());
+      if (customModel && (!prefixed || prefixed[1]?.toLowerCase() === "custom"))
+        return { model: customModel, requested };
+      const known = byName.get(bare.toLowerCase());
+      if (known && (!prefixed || prefixed[1]?.toLowerCase() === known.provider)) {
+        requireProvider(known, requested);
+        const retired = known.retiredAliases?.some((alias) => alias.toLowerCase() === bare.toLowerCase());
+        const note = retired
+          ? `${bare} was retired by the provider in 2026; served by ${known.id}`
+          : known.id.toLowerCase() !== bare.toLowerCase()
+            ? `alias ${bare} → ${known.id}`
+            : undefined;
+        return { model: known, requested, ...(note ? { note } : {}) };
+      }
+      const provider: ProviderName | undefined = prefixed
+        ? (prefixed[1]?.toLowerCase() as ProviderName)
+        : /^glm-/i.test(bare)
+          ? "glm"
+          : /^(kimi-|moonshot-)/i.test(bare)
+            ? "kimi"
+            : undefined;
+      if (provider) {
+        const model: ModelInfo = {
+          id: bare,
+          provider,
+          contextWindow: 32_768,
+          maxOutput: 4096,
+          thinking: "none",
+          thinkingDefault: false,
+          images: false,
+          webSearch: false,
+          temperature: provider === "kimi" ? null : { min: 0, max: 1, default: 0.6 },
+          aliases: [],
+          description: "not in the catalogue: conservative capabilities",
+          uncatalogued: true,
+        };
+        requireProvider(model, requested);
+        return {
+          model,
+          requested,
+          note: `${bare} is not in the catalogue; sent to ${provider} with conservative limits`,
+        };
+      }
+      if (configured.length === 0) throw noProvider();
+      throw new ExaiError(
+        "MODEL_NOT_FOUND",
+        `model: unknown model ${JSON.stringify(requested)}; available: ${available()
+          .map((m) => m.id)
+          .join(
+            ", ",
+          )}, or "auto". Prefix with glm:, kimi: or custom: to send a new model name to that provider`,
+        { details: { field: "model", model: requested } },
+      );
+    },
+  };
+}

@@ -1,0 +1,469 @@
+/**
+ * The call executor (SPEC §6): one tool call from arrival to result, used alike by the stdio
+ * server, the daemon and `exai call`.
+ *
+ *   name + arguments → validate → pick model → deadline → admission (OVER_CAPACITY at once) →
+ *   coalesce identical calls → run the tool with heartbeats → result or error → CALL SUMMARY.
+ *
+ * `call` never throws: every failure becomes an error payload with a stable code and the trace_id.
+ * When the deadline passes the caller gets TIMEOUT at once (the race does not wait for the tool to
+ * unwind) and everything the call started is aborted through its signal.
+ */
+import { createHash, randomUUID } from "node:crypto";
+import { appendFile } from "node:fs/promises";
+import { ExaiError, formatSeconds, toExaiError, type ErrorPayload, type TimeoutLayer } from "../errors.js";
+import type { Admission, Lease } from "../pipeline/admission.js";
+import type { Coalescer } from "../pipeline/coalesce.js";
+import { now, raceSignal, sleep, startDeadline } from "../pipeline/deadline.js";
+import { backoffDelayMs } from "../pipeline/retry.js";
+import type { ChatResult, TokenUsage } from "../providers/openai-compatible.js";
+import type { ResolvedModel } from "../providers/registry.js";
+import { parseArguments, type Services, type ToolContext, type ToolDefinition } from "../tools/framework.js";
+
+export interface ProgressEvent {
+  /** Monotonic progress value for MCP (elapsed ms). */
+  progress: number;
+  /** Budget of the call, ms (MCP `total`). */
+  total: number;
+  elapsedS: number;
+  remainingS: number;
+  message: string;
+}
+
+export interface CallRequest {
+  /** Tool name; `_EXAI-WS` / `-EXAI-WS` suffixes accepted. */
+  tool: string;
+  arguments: unknown;
+  traceId?: string;
+  /** Explicit idempotency key (daemon DUPLICATE detection happens above the executor). */
+  callKey?: string;
+  sessionId?: string;
+  /** The caller's remaining budget, ms (the shim sends its own). */
+  callerBudgetMs?: number;
+  /** A ceiling of the layer serving the call (daemon: EXAI_WS_CALL_TIMEOUT). */
+  ceiling?: { layer: TimeoutLayer; ms: number };
+  /** Client cancellation / disconnect. */
+  signal?: AbortSignal;
+  onProgress?: (event: ProgressEvent) => void;
+  /** Filesystem roots offered by the MCP client. */
+  roots?: readonly string[];
+  /** Retry OVER_CAPACITY inside the deadline (in-process server: yes; daemon: no, the shim does). */
+  retryOverCapacity?: boolean;
+}
+
+export interface CallSummary {
+  event: "CALL SUMMARY";
+  tool: string;
+  trace_id: string;
+  call_key_hash: string;
+  model?: string;
+  provider?: string;
+  attempts: number;
+  duration_ms: number;
+  queue_ms: number;
+  budget_ms: number;
+  layer: TimeoutLayer;
+  outcome: "success" | "error";
+  error_code?: string;
+  coalesced: boolean;
+  usage: TokenUsage;
+  session?: string;
+}
+
+export interface CallOutcome {
+  ok: boolean;
+  /** Success: the tool's JSON result. */
+  result?: Record<string, unknown>;
+  /** Failure: the error payload (SPEC §6.7) with trace_id. */
+  error?: ErrorPayload;
+  traceId: string;
+  /** The budget the call ran under, ms. */
+  budgetMs: number;
+  summary: CallSummary;
+}
+
+export interface ToolListing {
+  name: string;
+  definition: ToolDefinition;
+}
+
+export interface Executor {
+  /** Resolves a tool name (suffixes stripped); undefined when not enabled. */
+  findTool(name: string): ToolDefinition | undefined;
+  tools(): readonly ToolDefinition[];
+  /** Runs one call. Never throws. */
+  call(request: CallRequest): Promise<CallOutcome>;
+  /** The budget a call of `tool` would get before caller limits, ms. */
+  budgetFor(tool: ToolDefinition): number;
+  inflight(): number;
+  /** Subscribes to finished calls (metrics). Returns an unsubscribe function. */
+  onSummary(listener: (summary: CallSummary) => void): () => void;
+  /** Aborts every call in flight (shutdown). */
+  abortAll(reason: ExaiError): void;
+  /** Resolves when no call is in flight (graceful shutdown), or after `timeoutMs`. */
+  drain(timeoutMs: number): Promise<void>;
+}
+
+export interface ExecutorDependencies {
+  services: Services;
+  tools: readonly ToolDefinition[];
+  admission: Admission;
+  coalescer: Coalescer;
+  /** Tools whose identical calls must not share an execution. */
+  coalesceDisabled: ReadonlySet<string>;
+  random?: () => number;
+}
+
+/** Strips the `_EXAI-WS` / `-EXAI-WS` suffix some clients add (SPEC §4). */
+export function normaliseToolName(name: string): string {
+  return name.trim().replace(/[-_]EXAI-WS$/i, "");
+}
+
+/** Stable JSON (sorted keys) for call keys. */
+export function stableJson(value: unknown): string {
+  if (value === null || typeof value !== "object") return JSON.stringify(value) ?? "null";
+  if (Array.isArray(value)) return `[${value.map(stableJson).join(",")}]`;
+  const entries = Object.entries(value as Record<string, unknown>)
+    .filter(([, item]) => item !== undefined)
+    .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+  return `{${entries.map(([key, item]) => `${JSON.stringify(key)}:${stableJson(item)}`).join(",")}}`;
+}
+
+/** The semantic call key: sha256 of the tool name and its arguments in stable JSON. */
+export function semanticCallKey(tool: string, args: unknown): string {
+  return createHash("sha256")
+    .update(`${tool}\n${stableJson(args)}`)
+    .digest("hex");
+}
+
+const hash = (text: string) => createHash("sha256").update(text).digest("hex").slice(0, 12);
+
+export function createExecutor(dependencies: ExecutorDependencies): Executor {
+  const { services, admission, coalescer } = dependencies;
+  const { config, logger } = services;
+  const byName = new Map(dependencies.tools.map((tool) => [tool.name.toLowerCase(), tool]));
+  const listeners = new Set<(summary: CallSummary) => void>();
+  const running = new Set<AbortController>();
+  const drainWaiters = new Set<() => void>();
+  /** Phase of each shared execution, read by every waiter's heartbeat. */
+  const phases = new Map<string, { message: string }>();
+
+  const budgetFor = (tool: ToolDefinition): number =>
+    tool.kind === "workflow" ? config.timeouts.workflowToolMs : config.timeouts.simpleToolMs;
+
+  const findTool = (name: string) => byName.get(normaliseToolName(name).toLowerCase());
+
+  const writeSummary = (summary: CallSummary) => {
+    logger.info(summary, "CALL SUMMARY");
+    appendFile(
+      services.toolCallLogPath,
+      `${JSON.stringify({ at: new Date().toISOString(), ...summary })}\n`,
+    ).catch((error: unknown) => logger.warn({ err: error }, "could not append to the tool-call log"));
+    for (const listener of listeners) listener(summary);
+  };
+
+  /** Takes admission, retrying OVER_CAPACITY with jitter inside the deadline when asked to. */
+  const admit = async (
+    request: CallRequest,
+    tool: ToolDefinition,
+    model: ResolvedModel | undefined,
+    deadlineAt: number,
+    signal: AbortSignal,
+  ): Promise<Lease> => {
+    const retries = request.retryOverCapacity ? config.admission.retries : 0;
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return admission.acquire({
+          tool: tool.name,
+          ...(model ? { provider: model.model.provider } : {}),
+          ...(request.sessionId !== undefined ? { session: request.sessionId } : {}),
+        });
+      } catch (error) {
+        if (!ExaiError.is(error) || error.code !== "OVER_CAPACITY" || attempt >= retries) throw error;
+        const base = (error.retryAfterS ?? 0.5) * 1000;
+        const delay = Math.max(
+          base * (0.5 + (dependencies.random ?? Math.random)()),
+          backoffDelayMs(attempt + 1, { ...config.retry, maxDelayMs: 2000, baseDelayMs: 100 }),
+        );
+        if (now() + delay >= deadlineAt) throw error;
+        await sleep(delay, signal);
+      }
+    }
+  };
+
+  const execute = async (
+    tool: ToolDefinition,
+    args: Record<string, unknown>,
+    request: CallRequest,
+    context: {
+      traceId: string;
+      callKey: string;
+      deadlineAt: number;
+      budgetMs: number;
+      layer: TimeoutLayer;
+      model: ResolvedModel | undefined;
+    },
+    signal: AbortSignal,
+    phase: { message: string },
+    usage: { attempts: number; usage: TokenUsage },
+  ): Promise<Record<string, unknown>> => {
+    const files = services.files(request.roots);
+    const toolContext: ToolContext = {
+      tool: tool.name,
+      traceId: context.traceId,
+      callKey: context.callKey,
+      signal,
+      deadlineAt: context.deadlineAt,
+      budgetMs: context.budgetMs,
+      layer: context.layer,
+      services,
+      files,
+      model: context.model,
+      remainingMs: () => Math.max(0, context.deadlineAt - now()),
+      progress: (message) => {
+        phase.message = message;
+      },
+      async callModel(call) {
+        const provider = services.providers[call.model.model.provider];
+        if (!provider) {
+          throw new ExaiError(
+            "NO_PROVIDER",
+            `model ${call.model.model.id} needs the ${call.model.model.provider} provider, which is not configured`,
+            {
+              details: { model: call.model.model.id },
+            },
+          );
+        }
+        const { budgetMs: subBudget, layer: subLayer, model, ...rest } = call;
+        const sub =
+          subBudget !== undefined && subBudget < context.deadlineAt - now()
+            ? startDeadline(subBudget, subLayer ?? "expert", signal)
+            : undefined;
+        try {
+          const result: ChatResult = await provider.chat(
+            { ...rest, model: model.model },
+            {
+              signal: sub?.signal ?? signal,
+              deadlineAt: sub?.at ?? context.deadlineAt,
+              budgetMs: sub?.budgetMs ?? context.budgetMs,
+              budgetLayer: sub?.layer ?? context.layer,
+              traceId: context.traceId,
+              callKey: context.callKey,
+              onProgress: (message) => {
+                phase.message = message;
+              },
+            },
+          );
+          usage.attempts += result.attempts.length;
+          usage.usage.promptTokens += result.usage.promptTokens;
+          usage.usage.completionTokens += result.usage.completionTokens;
+          usage.usage.totalTokens += result.usage.totalTokens;
+          return result;
+        } catch (error) {
+          const attempts = (ExaiError.is(error) ? error.details.attempts : undefined) as
+            unknown[] | undefined;
+          usage.attempts += attempts?.length ?? 1;
+          throw error;
+        } finally {
+          sub?.dispose();
+        }
+      },
+    };
+    const result = await tool.run(args, toolContext);
+    const metadata = (result.metadata as Record<string, unknown> | undefined) ?? {};
+    return {
+      ...result,
+      metadata: {
+        tool_name: tool.name,
+        ...(context.model
+          ? { model_used: context.model.model.id, provider_used: context.model.model.provider }
+          : {}),
+        ...(context.model?.note ? { model_note: context.model.note } : {}),
+        ...metadata,
+        trace_id: context.traceId,
+      },
+    };
+  };
+
+  const call = async (request: CallRequest): Promise<CallOutcome> => {
+    const started = now();
+    const traceId = request.traceId ?? randomUUID().replace(/-/g, "");
+    let tool: ToolDefinition | undefined;
+    let budgetMs = config.timeouts.simpleToolMs;
+    let layer: TimeoutLayer = "tool";
+    let model: ResolvedModel | undefined;
+    let callKey = request.callKey ?? "";
+    let queueMs = 0;
+    let coalesced = false;
+    const usage = { attempts: 0, usage: { promptTokens: 0, completionTokens: 0, totalTokens: 0 } };
+    const controller = new AbortController();
+    running.add(controller);
+    let lease: Lease | undefined;
+    let heartbeat: NodeJS.Timeout | undefined;
+    let deadline: ReturnType<typeof startDeadline> | undefined;
+    const finish = (outcome: { result?: Record<string, unknown>; error?: ExaiError }): CallOutcome => {
+      const duration = now() - started;
+      if (tool && outcome.result) admission.recordDuration(tool.name, duration);
+      const summary: CallSummary = {
+        event: "CALL SUMMARY",
+        tool: tool?.name ?? normaliseToolName(request.tool),
+        trace_id: traceId,
+        call_key_hash: hash(callKey || traceId),
+        ...(model ? { model: model.model.id, provider: model.model.provider } : {}),
+        attempts: usage.attempts,
+        duration_ms: Math.round(duration * 10) / 10,
+        queue_ms: Math.round(queueMs * 10) / 10,
+        budget_ms: budgetMs,
+        layer,
+        outcome: outcome.error ? "error" : "success",
+        ...(outcome.error ? { error_code: outcome.error.code } : {}),
+        coalesced,
+        usage: usage.usage,
+        ...(request.sessionId !== undefined ? { session: request.sessionId } : {}),
+      };
+      writeSummary(summary);
+      return {
+        ok: !outcome.error,
+        ...(outcome.result ? { result: outcome.result } : {}),
+        ...(outcome.error ? { error: outcome.error.toPayload(traceId) } : {}),
+        traceId,
+        budgetMs,
+        summary,
+      };
+    };
+
+    try {
+      tool = findTool(request.tool);
+      if (!tool) {
+        throw new ExaiError(
+          "INVALID_ARGUMENT",
+          `unknown tool ${JSON.stringify(request.tool)}; available: ${[...byName.keys()].join(", ")}`,
+          { details: { field: "name", tool: request.tool } },
+        );
+      }
+      const args = parseArguments(tool, request.arguments) as Record<string, unknown>;
+      callKey ||= semanticCallKey(tool.name, args);
+      const limits: Array<{ layer: TimeoutLayer; ms: number }> = [{ layer: "tool", ms: budgetFor(tool) }];
+      if (request.ceiling) limits.push(request.ceiling);
+      if (request.callerBudgetMs !== undefined)
+        limits.push({ layer: "client", ms: Math.max(0, request.callerBudgetMs) });
+      const tightest = limits.reduce((a, b) => (b.ms < a.ms ? b : a));
+      budgetMs = tightest.ms;
+      layer = tightest.layer;
+      model = tool.selectModel?.(args, services);
+      deadline = startDeadline(
+        budgetMs,
+        layer,
+        request.signal ? AbortSignal.any([request.signal, controller.signal]) : controller.signal,
+      );
+      const signal = deadline.signal;
+      const deadlineAt = deadline.at;
+
+      const currentTool = tool;
+      const queueStart = now();
+      lease = await raceSignal(admit(request, currentTool, model, deadlineAt, signal), signal);
+      queueMs = now() - queueStart;
+
+      const key = `${tool.name}:${callKey}`;
+      const canCoalesce = !dependencies.coalesceDisabled.has(tool.name) && request.callKey === undefined;
+      const phase = phases.get(key) ?? { message: model ? `queued for ${model.model.id}` : "running" };
+      const interval = Math.max(10, config.timeouts.progressIntervalMs);
+      if (request.onProgress) {
+        const onProgress = request.onProgress;
+        heartbeat = setInterval(() => {
+          const elapsed = now() - started;
+          onProgress({
+            progress: Math.round(elapsed),
+            total: Math.round(budgetMs),
+            elapsedS: Math.round(elapsed / 100) / 10,
+            remainingS: Math.round((deadline?.remainingMs() ?? 0) / 100) / 10,
+            message: `${currentTool.name}: ${phase.message} — ${formatSeconds(elapsed / 1000)} elapsed, ${formatSeconds((deadline?.remainingMs() ?? 0) / 1000)} left`,
+          });
+        }, interval);
+        heartbeat.unref();
+      }
+      const context = { traceId, callKey, deadlineAt, budgetMs, layer, model };
+      let result: Record<string, unknown>;
+      if (canCoalesce) {
+        // The shared execution runs under its own deadline (the same budget) and is aborted only
+        // when every waiter has left; each waiter races its own deadline in coalescer.run.
+        const ttl = Math.min(config.timeouts.daemonMs, budgetMs * 2);
+        const shared = await coalescer.run(
+          key,
+          (sharedSignal) => {
+            phases.set(key, phase);
+            const sharedDeadline = startDeadline(budgetMs, layer, sharedSignal);
+            return execute(
+              currentTool,
+              args,
+              request,
+              { ...context, deadlineAt: sharedDeadline.at },
+              sharedDeadline.signal,
+              phase,
+              usage,
+            ).finally(() => {
+              sharedDeadline.dispose();
+              phases.delete(key);
+            });
+          },
+          signal,
+          ttl,
+        );
+        coalesced = shared.shared;
+        result = shared.value;
+        if (coalesced)
+          result = {
+            ...result,
+            metadata: { ...(result.metadata as object), trace_id: traceId, coalesced: true },
+          };
+      } else {
+        result = await raceSignal(execute(currentTool, args, request, context, signal, phase, usage), signal);
+      }
+      return finish({ result });
+    } catch (error) {
+      const failure =
+        deadline?.signal.aborted && ExaiError.is(deadline.signal.reason)
+          ? deadline.signal.reason
+          : toExaiError(error, tool?.name ?? "exai");
+      if (failure.code === "INTERNAL")
+        logger.error({ err: error, trace_id: traceId, tool: tool?.name }, "internal error in a tool call");
+      return finish({ error: failure });
+    } finally {
+      clearInterval(heartbeat);
+      // Abort whatever the call started (HTTP requests, timers) — a no-op when it finished cleanly.
+      controller.abort(new ExaiError("CANCELLED", "the call ended"));
+      deadline?.dispose();
+      lease?.release();
+      running.delete(controller);
+      if (running.size === 0) for (const resolve of drainWaiters) resolve();
+    }
+  };
+
+  return {
+    findTool,
+    tools: () => dependencies.tools,
+    call,
+    budgetFor,
+    inflight: () => running.size,
+    onSummary(listener) {
+      listeners.add(listener);
+      return () => listeners.delete(listener);
+    },
+    abortAll(reason) {
+      for (const controller of running) controller.abort(reason);
+    },
+    drain(timeoutMs) {
+      if (running.size === 0) return Promise.resolve();
+      return new Promise<void>((resolve) => {
+        const timer = setTimeout(done, timeoutMs);
+        timer.unref();
+        function done() {
+          clearTimeout(timer);
+          drainWaiters.delete(done);
+          resolve();
+        }
+        drainWaiters.add(done);
+      });
+    },
+  };
+}

@@ -1,0 +1,137 @@
+/**
+ * Composition root: builds everything one server needs from a Config — providers (with their
+ * pools), the model registry, the store, file access, admission, coalescing and the executor —
+ * and closes it all again. Tests build many runtimes in one process; nothing here is global.
+ */
+import { mkdirSync } from "node:fs";
+import { join } from "node:path";
+import type { Config } from "../config/load.js";
+import { ExaiError } from "../errors.js";
+import { createFileReader, type FileReader } from "../files/reader.js";
+import { createFileSandbox } from "../files/sandbox.js";
+import { createLogger, type Logger } from "../logging.js";
+import { getTokenCounter } from "../memory/tokenizer.js";
+import { createAdmission, type Admission } from "../pipeline/admission.js";
+import { createCoalescer } from "../pipeline/coalesce.js";
+import { closeProviders, createProviders, type Providers } from "../providers/index.js";
+import { createModelRegistry, type ModelRegistry } from "../providers/registry.js";
+import { openSqliteStore } from "../store/sqlite.js";
+import type { Store } from "../store/store.js";
+import type { RuntimeStats, Services, ToolDefinition } from "../tools/framework.js";
+import { selectTools } from "../tools/index.js";
+import { VERSION } from "../version.js";
+import { createExecutor, type Executor } from "./executor.js";
+
+export interface Runtime {
+  config: Config;
+  services: Services;
+  executor: Executor;
+  admission: Admission;
+  providers: Providers;
+  registry: ModelRegistry;
+  store: Store;
+  logger: Logger;
+  tools: readonly ToolDefinition[];
+  /** Aborts what is in flight, closes pools and the store. Idempotent. */
+  close(): Promise<void>;
+}
+
+export interface RuntimeOptions {
+  mode: "stdio" | "daemon";
+  logger?: Logger;
+  store?: Store;
+}
+
+/**
+ * Builds a runtime.
+ * @throws ExaiError CONFIG_INVALID when TOOL_PROFILE / ENABLED_TOOLS / DISABLED_TOOLS name unknown tools.
+ */
+export function createRuntime(config: Config, options: RuntimeOptions): Runtime {
+  mkdirSync(config.dataDir, { recursive: true, mode: 0o700 });
+  const logDir = join(config.dataDir, "logs");
+  mkdirSync(logDir, { recursive: true, mode: 0o700 });
+  const logger =
+    options.logger ?? createLogger({ level: config.logLevel, logDir, base: { mode: options.mode } });
+  const tools = selectTools(config.tools);
+  const providers = createProviders(config);
+  const registry = createModelRegistry(config);
+  const store = options.store ?? openSqliteStore({ path: join(config.dataDir, "exai.db") });
+  const admission = createAdmission({
+    global: config.admission.global,
+    provider: config.admission.provider,
+    tool: config.admission.tool,
+    session: config.admission.session,
+  });
+  const startedAt = Date.now();
+  const defaultRoots = config.allowedRoots ?? [config.cwd];
+  const sandbox = createFileSandbox({ allowedRoots: defaultRoots });
+  const defaultReader = createFileReader({ sandbox });
+  const readers = new Map<string, FileReader>();
+  const counts = { total: 0, byOutcome: {} as Record<string, number> };
+
+  const services: Services = {
+    config,
+    registry,
+    providers,
+    store,
+    tokens: getTokenCounter(),
+    logger,
+    version: VERSION,
+    toolCallLogPath: join(logDir, "toolcalls.jsonl"),
+    files(roots) {
+      // The configured roots win; otherwise the client's roots; otherwise the working directory.
+      if (config.allowedRoots || !roots || roots.length === 0) return defaultReader;
+      const key = [...roots].sort().join("\n");
+      let reader = readers.get(key);
+      if (!reader) {
+        reader = createFileReader({ sandbox: sandbox.withRoots([...roots]) });
+        readers.set(key, reader);
+      }
+      return reader;
+    },
+    stats(): RuntimeStats {
+      return {
+        mode: options.mode,
+        startedAt,
+        inflight: executor.inflight(),
+        admission: admission.snapshot(),
+        calls: { total: counts.total, byOutcome: { ...counts.byOutcome } },
+      };
+    },
+  };
+  // stats() above reads `executor` only when called, after this line has run.
+  const executor: Executor = createExecutor({
+    services,
+    tools,
+    admission,
+    coalescer: createCoalescer(),
+    coalesceDisabled: new Set(config.coalesce.disabledFor),
+  });
+  executor.onSummary((summary) => {
+    counts.total++;
+    const key = summary.error_code ?? "success";
+    counts.byOutcome[key] = (counts.byOutcome[key] ?? 0) + 1;
+  });
+  let closed: Promise<void> | undefined;
+  const runtime: Runtime = {
+    config,
+    services,
+    executor,
+    admission,
+    providers,
+    registry,
+    store,
+    logger,
+    tools,
+    close() {
+      closed ??= (async () => {
+        executor.abortAll(new ExaiError("CANCELLED", "the server is shutting down"));
+        await closeProviders(providers);
+        await store.close();
+        logger.flush?.();
+      })();
+      return closed;
+    },
+  };
+  return runtime;
+}

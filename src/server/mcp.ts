@@ -1,0 +1,135 @@
+/**
+ * The MCP face of the executor: `tools/list` and `tools/call` on the official SDK's low-level
+ * Server, with progress notifications (when the request carries a progressToken), cancellation
+ * (the SDK aborts `extra.signal` on `notifications/cancelled` and on disconnect), trace_id from
+ * `_meta`, and the client's roots as the file sandbox. One Server per client connection; the
+ * runtime behind it is shared.
+ */
+import { fileURLToPath } from "node:url";
+import { Server } from "@modelcontextprotocol/sdk/server/index.js";
+import {
+  CallToolRequestSchema,
+  ListToolsRequestSchema,
+  RootsListChangedNotificationSchema,
+  type CallToolResult,
+  type Tool,
+} from "@modelcontextprotocol/sdk/types.js";
+import type { TimeoutLayer } from "../errors.js";
+import type { CallOutcome, Executor } from "../runtime/executor.js";
+import type { Runtime } from "../runtime/runtime.js";
+import { inputJsonSchema, type ToolDefinition } from "../tools/framework.js";
+import { SERVER_NAME, VERSION } from "../version.js";
+
+export const SERVER_INSTRUCTIONS =
+  "exai lets you consult other models (GLM, Kimi, OpenAI-compatible). Workflow tools (codereview, debug, analyze, thinkdeep…) are step-by-step: you investigate, report findings per step, and the final step asks an expert model. Pass absolute file paths. Reuse continuation_id to keep context.";
+
+/** The `tools/list` entries for a set of tools (JSON Schema inputs, annotations). */
+export function listTools(tools: readonly ToolDefinition[]): Tool[] {
+  return tools.map((tool) => ({
+    name: tool.name,
+    description: tool.description,
+    inputSchema: inputJsonSchema(tool) as Tool["inputSchema"],
+    ...(tool.annotations ? { annotations: tool.annotations } : {}),
+  }));
+}
+
+/** Converts an executor outcome to an MCP tool result (JSON text + structuredContent, or isError). */
+export function toCallToolResult(outcome: CallOutcome): CallToolResult {
+  const payload = outcome.ok ? (outcome.result ?? {}) : (outcome.error as unknown as Record<string, unknown>);
+  return {
+    content: [{ type: "text", text: JSON.stringify(payload, null, 2) }],
+    structuredContent: payload,
+    ...(outcome.ok ? {} : { isError: true }),
+  };
+}
+
+/** trace_id from `_meta` (`trace_id`, or the trace-id field of a W3C `traceparent`). */
+export function traceIdFromMeta(meta: Record<string, unknown> | undefined): string | undefined {
+  if (!meta) return undefined;
+  if (typeof meta.trace_id === "string" && /^[\w-]{8,64}$/.test(meta.trace_id)) return meta.trace_id;
+  const traceparent = meta.traceparent;
+  if (typeof traceparent === "string") {
+    const match = /^[\da-f]{2}-([\da-f]{32})-[\da-f]{16}-[\da-f]{2}$/i.exec(traceparent.trim());
+    if (match) return match[1]?.toLowerCase();
+  }
+  return undefined;
+}
+
+export interface McpServerOptions {
+  /** Admission session (one per client connection). */
+  sessionId: string;
+  /** Ceiling of the layer hosting this server (daemon: EXAI_WS_CALL_TIMEOUT). */
+  ceiling?: { layer: TimeoutLayer; ms: number };
+  executor?: Executor;
+}
+
+/** Creates an MCP server bound to a runtime. Connect it to any SDK transport. */
+export function createMcpServer(runtime: Runtime, options: McpServerOptions): Server {
+  const executor = options.executor ?? runtime.executor;
+  const server = new Server(
+    { name: SERVER_NAME, version: VERSION },
+    { capabilities: { tools: { listChanged: false } }, instructions: SERVER_INSTRUCTIONS },
+  );
+  const tools = listTools(executor.tools());
+  let roots: string[] | undefined;
+  let rootsLoaded: Promise<void> | undefined;
+  const loadRoots = () => {
+    rootsLoaded ??= (async () => {
+      if (!server.getClientCapabilities()?.roots) return;
+      try {
+        const result = await server.listRoots(undefined, { timeout: 2000 });
+        roots = result.roots
+          .filter((root) => root.uri.startsWith("file://"))
+          .map((root) => fileURLToPath(root.uri));
+      } catch (error) {
+        // A client that advertises roots but fails to list them: fall back to the configured roots.
+        runtime.logger.warn(
+          { err: error },
+          "could not list the client's roots; using EXAI_ALLOWED_ROOTS / cwd",
+        );
+      }
+    })();
+    return rootsLoaded;
+  };
+  server.setNotificationHandler(RootsListChangedNotificationSchema, async () => {
+    rootsLoaded = undefined;
+    await loadRoots();
+  });
+  server.setRequestHandler(ListToolsRequestSchema, async () => ({ tools }));
+  server.setRequestHandler(CallToolRequestSchema, async (request, extra) => {
+    await loadRoots();
+    const meta = request.params._meta as Record<string, unknown> | undefined;
+    const progressToken = meta?.progressToken;
+    const outcome = await executor.call({
+      tool: request.params.name,
+      arguments: request.params.arguments ?? {},
+      traceId: traceIdFromMeta(meta),
+      sessionId: options.sessionId,
+      signal: extra.signal,
+      retryOverCapacity: true,
+      ...(options.ceiling ? { ceiling: options.ceiling } : {}),
+      ...(roots && roots.length > 0 ? { roots } : {}),
+      ...(progressToken !== undefined
+        ? {
+            onProgress: (event) => {
+              extra
+                .sendNotification({
+                  method: "notifications/progress",
+                  params: {
+                    progressToken,
+                    progress: event.progress,
+                    total: event.total,
+                    message: event.message,
+                  },
+                })
+                .catch((error: unknown) =>
+                  runtime.logger.debug({ err: error }, "progress notification not delivered"),
+                );
+            },
+          }
+        : {}),
+    });
+    return toCallToolResult(outcome);
+  });
+  return server;
+}
