@@ -7,7 +7,8 @@ if (
   existsSync(new URL("../src", import.meta.url))
 ) {
   try {
-    execSync("npm run -s build", { stdio: ["ignore", "inherit", "inherit"] });
+    // Build output goes to stderr: stdout belongs to the MCP protocol when `npm start` serves stdio.
+    execSync("npm run -s build", { stdio: ["ignore", 2, 2] });
   } catch {
     // Dev dependencies (TypeScript) are absent in a production install; the package then ships dist/.
     console.error("exai: could not build dist/ (is TypeScript installed? run `npm install`)");

@@ -1,0 +1,213 @@
+/** Configuration and the timeout hierarchy (SPEC §3; issue acceptance i). */
+import { execFile } from "node:child_process";
+import { readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { promisify } from "node:util";
+import { describe, expect, it } from "vitest";
+import { loadConfig } from "../src/config/load.js";
+import { buildTimeoutConfig, summary, validateHierarchy } from "../src/config/timeouts.js";
+import { renderConfigTable, renderEnvExample } from "../src/config/variables.js";
+import { ExaiError } from "../src/errors.js";
+import { CLI, REPO_ROOT, tempDir } from "./support/harness.js";
+
+const run = promisify(execFile);
+const load = (env: Record<string, string>) => loadConfig({ env, cwd: REPO_ROOT, dotenv: false });
+
+function problemsOf(env: Record<string, string>): { variables: string[]; message: string } {
+  try {
+    load(env);
+  } catch (error) {
+    expect(ExaiError.is(error)).toBe(true);
+    const failure = error as ExaiError;
+    expect(failure.code).toBe("CONFIG_INVALID");
+    return { variables: failure.details.variables as string[], message: failure.message };
+  }
+  throw new Error("expected the configuration to be rejected");
+}
+
+describe("defaults", () => {
+  it("validate, and derive daemon 67.5 / shim 90 / client 112.5 from the 45 s workflow timeout", () => {
+    const config = load({});
+    const table = summary(config.timeouts);
+    expect(table.hierarchy_valid).toBe(true);
+    expect(table.tool_timeouts).toEqual({ simple: 30, workflow: 45, expert_analysis: 40 });
+    expect(table.infrastructure_timeouts).toMatchObject({ daemon: 67.5, shim: 90, client: 112.5 });
+    expect(table.ratios).toEqual({ daemon_to_tool: 1.5, shim_to_tool: 2, client_to_tool: 2.5 });
+    expect(config.retry.maxRetries).toBe(3);
+    expect(config.admission.tool).toEqual({ analyze: 3, codereview: 3, testgen: 4 });
+  });
+
+  it.each(["45", "46", "47", "120"])(
+    "WORKFLOW_TOOL_TIMEOUT_SECS=%s validates (the Python original rejected 45 by rounding)",
+    (workflow) => {
+      const config = load({ WORKFLOW_TOOL_TIMEOUT_SECS: workflow });
+      expect(validateHierarchy(config.timeouts)).toEqual([]);
+      expect(config.timeouts.daemonMs).toBe(Number(workflow) * 1500);
+    },
+  );
+
+  it("accepts fractions and moves the whole hierarchy with one variable", () => {
+    const config = load({
+      WORKFLOW_TOOL_TIMEOUT_SECS: "10.5",
+      EXPERT_ANALYSIS_TIMEOUT_SECS: "5.5",
+      SIMPLE_TOOL_TIMEOUT_SECS: "10",
+      EXPERT_HEARTBEAT_INTERVAL_SECS: "1",
+      EXAI_WS_PROGRESS_INTERVAL_SECS: "1",
+    });
+    expect(config.timeouts.daemonMs).toBe(15_750);
+    expect(config.timeouts.shimMs).toBe(21_000);
+    expect(config.timeouts.clientMs).toBe(26_250);
+  });
+
+  it("derives exactly: 1.5 × 0.1 s is compared without rounding", () => {
+    const timeouts = buildTimeoutConfig({
+      simple: 0.1,
+      workflow: 0.1,
+      expert: 0.05,
+      http: 0.05,
+      connect: 1,
+      streamIdle: 1,
+      glm: 0.05,
+      kimi: 0.05,
+      custom: 0.05,
+      kimiWebSearch: 0.05,
+      expertHeartbeat: 0.01,
+      progressInterval: 0.01,
+    });
+    // Expert ≤ workflow − 5 s fails for such a tiny budget, but the infrastructure ordering holds exactly.
+    const problems = validateHierarchy(timeouts).map((problem) => problem.variables[0]);
+    expect(problems).toEqual(["EXPERT_ANALYSIS_TIMEOUT_SECS"]);
+  });
+});
+
+describe("invalid values name the variable, the value and the rule", () => {
+  it("an explicit EXAI_WS_CALL_TIMEOUT below the tool timeout", () => {
+    const { variables, message } = problemsOf({ EXAI_WS_CALL_TIMEOUT: "40" });
+    expect(variables).toContain("EXAI_WS_CALL_TIMEOUT");
+    expect(message).toMatch(
+      /EXAI_WS_CALL_TIMEOUT \(40 s\) must be greater than WORKFLOW_TOOL_TIMEOUT_SECS \(45 s\)/,
+    );
+  });
+
+  it("a provider timeout above EX_HTTP_TIMEOUT_SECONDS", () => {
+    const { variables, message } = problemsOf({ GLM_TIMEOUT_SECS: "31" });
+    expect(variables).toEqual(expect.arrayContaining(["GLM_TIMEOUT_SECS", "EX_HTTP_TIMEOUT_SECONDS"]));
+    expect(message).toMatch(/GLM_TIMEOUT_SECS \(31 s\) must be ≤ EX_HTTP_TIMEOUT_SECONDS \(30 s\)/);
+  });
+
+  it("a non-numeric value", () => {
+    const { variables, message } = problemsOf({ KIMI_TIMEOUT_SECS: "thirty" });
+    expect(variables).toEqual(["KIMI_TIMEOUT_SECS"]);
+    expect(message).toMatch(/KIMI_TIMEOUT_SECS="thirty" is not a number of seconds/);
+  });
+
+  it("an explicit shim ceiling not above the daemon's", () => {
+    const { variables } = problemsOf({ EXAI_SHIM_RPC_TIMEOUT: "60" });
+    expect(variables).toContain("EXAI_SHIM_RPC_TIMEOUT");
+  });
+
+  it("expert analysis that leaves the workflow step no room", () => {
+    const { variables } = problemsOf({ EXPERT_ANALYSIS_TIMEOUT_SECS: "41" });
+    expect(variables).toContain("EXPERT_ANALYSIS_TIMEOUT_SECS");
+  });
+
+  it("a heartbeat too slow to be seen before a timeout", () => {
+    const { variables } = problemsOf({ EXAI_WS_PROGRESS_INTERVAL_SECS: "20" });
+    expect(variables).toContain("EXAI_WS_PROGRESS_INTERVAL_SECS");
+  });
+
+  it.each([
+    ["TOOL_PROFILE", "huge", /one of lean, standard, full/],
+    ["EXPERT_ANALYSIS_ENABLED", "maybe", /true or false/],
+    ["GLM_API_URL", "ftp://x", /http\(s\) URL/],
+    ["EXAI_WS_PORT", "70000", /out of range/],
+    ["EXAI_WS_TOOL_MAX_INFLIGHT", "analyze=three", /tool=N/],
+    ["PROVIDER_MAX_RETRIES", "1.5", /whole number/],
+    ["WORKFLOW_TOOL_TIMEOUT_SECS", "-1", /out of range/],
+  ])("%s=%s", (name, value, rule) => {
+    const { variables, message } = problemsOf({ [name]: value });
+    expect(variables).toContain(name);
+    expect(message).toMatch(rule);
+  });
+
+  it("reads .env from the working directory, and the real environment wins", () => {
+    const dir = tempDir();
+    try {
+      writeFileSync(join(dir.path, ".env"), "GLM_API_KEY=from-file\nSIMPLE_TOOL_TIMEOUT_SECS=20\n");
+      const config = loadConfig({ env: { SIMPLE_TOOL_TIMEOUT_SECS: "25" }, cwd: dir.path });
+      expect(config.providers.glm?.apiKey).toBe("from-file");
+      expect(config.timeouts.simpleToolMs).toBe(25_000);
+    } finally {
+      dir.cleanup();
+    }
+  });
+});
+
+describe("exai config (the command)", () => {
+  const env = (extra: Record<string, string>) => ({
+    PATH: process.env.PATH ?? "",
+    HOME: process.env.HOME ?? "",
+    ...extra,
+  });
+
+  it("prints the timeout table and the client timeout to set", async () => {
+    const { stdout } = await run(process.execPath, [CLI, "config"], { env: env({}), cwd: REPO_ROOT });
+    expect(stdout).toMatch(/client \(set this\)\s+112\.5/);
+    expect(stdout).toMatch(/hierarchy valid: true/);
+  });
+
+  it("--json gives the summary", async () => {
+    const { stdout } = await run(process.execPath, [CLI, "config", "--json"], {
+      env: env({ WORKFLOW_TOOL_TIMEOUT_SECS: "46" }),
+      cwd: REPO_ROOT,
+    });
+    const parsed = JSON.parse(stdout) as {
+      timeouts: { infrastructure_timeouts: { daemon: number }; hierarchy_valid: boolean };
+    };
+    expect(parsed.timeouts.infrastructure_timeouts.daemon).toBe(69);
+    expect(parsed.timeouts.hierarchy_valid).toBe(true);
+  });
+
+  it.each([
+    [{ EXAI_WS_CALL_TIMEOUT: "30" }, "EXAI_WS_CALL_TIMEOUT"],
+    [{ GLM_TIMEOUT_SECS: "45" }, "GLM_TIMEOUT_SECS"],
+    [{ SIMPLE_TOOL_TIMEOUT_SECS: "abc" }, "SIMPLE_TOOL_TIMEOUT_SECS"],
+  ])("exits 2 naming the variable for %o", async (extra, name) => {
+    const failure = await run(process.execPath, [CLI, "config"], { env: env(extra), cwd: REPO_ROOT }).then(
+      () => undefined,
+      (error: { code: number; stderr: string; stdout: string }) => error,
+    );
+    expect(failure?.code).toBe(2);
+    expect(failure?.stderr).toContain(name);
+    expect(failure?.stderr).not.toMatch(/\n\s+at /); // no stack trace
+  });
+
+  it("--client codex prints a tool timeout ≥ the client timeout", async () => {
+    const { stdout } = await run(process.execPath, [CLI, "config", "--client", "codex"], {
+      env: env({}),
+      cwd: REPO_ROOT,
+    });
+    const timeout = Number(/tool_timeout_sec = (\d+)/.exec(stdout)?.[1]);
+    expect(timeout).toBeGreaterThanOrEqual(112.5);
+  });
+
+  it("--client claude prints MCP_TOOL_TIMEOUT ≥ the client timeout (ms)", async () => {
+    const { stdout } = await run(process.execPath, [CLI, "config", "--client", "claude"], {
+      env: env({}),
+      cwd: REPO_ROOT,
+    });
+    expect(stdout).toMatch(/claude mcp add exai -- node .*cli\.js stdio/);
+    expect(Number(/MCP_TOOL_TIMEOUT=(\d+)/.exec(stdout)?.[1])).toBeGreaterThanOrEqual(112_500);
+  });
+});
+
+describe("documentation stays in sync with the schema", () => {
+  it("the README configuration table is the generated one", () => {
+    const readme = readFileSync(join(REPO_ROOT, "README.md"), "utf8");
+    expect(readme).toContain(renderConfigTable());
+  });
+
+  it(".env.example is the generated one", () => {
+    expect(readFileSync(join(REPO_ROOT, ".env.example"), "utf8")).toBe(renderEnvExample());
+  });
+});
