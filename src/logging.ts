@@ -8,6 +8,8 @@ import pino, { type Logger } from "pino";
 
 export type { Logger };
 
+const LEVELS = ["trace", "debug", "info", "warn", "error", "fatal", "silent"];
+
 export interface LoggerOptions {
   level: string;
   /** Directory for exai.log; omitted = stderr only. */
@@ -18,8 +20,15 @@ export interface LoggerOptions {
 
 /** Creates the process logger. Secrets never reach it: tokens and keys are not passed to log calls. */
 export function createLogger(options: LoggerOptions): Logger {
+  // With a log file, stderr carries warnings and errors only (MCP clients show a server's stderr, and
+  // a line per call there costs the user's attention and a second write per call); the file gets
+  // everything at the configured level. Without a file, stderr gets everything.
+  const quietStderr = options.logDir !== undefined && LEVELS.indexOf(options.level) < LEVELS.indexOf("warn");
   const streams: pino.StreamEntry[] = [
-    { level: options.level as pino.Level, stream: pino.destination({ dest: 2, sync: false }) },
+    {
+      level: (quietStderr ? "warn" : options.level) as pino.Level,
+      stream: pino.destination({ dest: 2, sync: false }),
+    },
   ];
   if (options.logDir && options.level !== "silent") {
     mkdirSync(options.logDir, { recursive: true, mode: 0o700 });

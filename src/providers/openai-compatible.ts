@@ -59,6 +59,8 @@ export interface ChatRequest {
   attemptTimeoutMs?: number;
   /** Provider-specific body fields, merged last. */
   extraBody?: Record<string, unknown>;
+  /** Return the provider's response headers in `ChatResult.headers` (kimi_capture_headers). */
+  captureHeaders?: boolean;
 }
 
 export interface TokenUsage {
@@ -81,6 +83,11 @@ export interface ChatResult {
   webSearch?: unknown[];
   /** Rounds of a provider-side tool loop ($web_search). */
   rounds?: number;
+  /**
+   * Response headers of the (last) successful attempt, lower-case names, when the request set
+   * `captureHeaders`. Cookies and credentials are never included.
+   */
+  headers?: Record<string, string>;
 }
 
 /** What a provider call needs from the call it serves. Times are ms on the monotonic clock. */
@@ -106,6 +113,11 @@ export interface Provider {
    */
   chat(request: ChatRequest, context: ProviderCallContext): Promise<ChatResult>;
   /**
+   * The chat-completions JSON body `chat` would send for `request` (first round), without any
+   * network access — the same function builds both, so the preview cannot drift from the real body.
+   */
+  previewBody(request: ChatRequest): Record<string, unknown>;
+  /**
    * A JSON request to another endpoint of the provider (files, web search), with the same
    * per-attempt timeouts and retries. `path` is relative to the base URL ("/files").
    */
@@ -120,6 +132,11 @@ export interface JsonRequestInit {
   form?: { fields: Record<string, string>; file?: { name: string; content: Buffer | string; type?: string } };
   /** Retry this request on retryable failures (default: true for GET/DELETE, false for POST). */
   retry?: boolean;
+  /**
+   * "text": return the body as a string, unparsed (file contents, whose format the providers do
+   * not pin down). Default "json": parse it, and fail with PROVIDER_ERROR when a 2xx is not JSON.
+   */
+  responseType?: "json" | "text";
 }
 
 /** Dialect hooks: how one provider differs from plain OpenAI. */
@@ -181,6 +198,8 @@ export function createOpenAICompatibleProvider(
     maxRetries: 0,
     timeout: timeouts.httpMs,
     fetch: fetchWithPool,
+    // Our own logger covers requests; the SDK's would format request details on every call.
+    logLevel: "off",
   });
 
   const attemptBudgetMs = (request: { attemptTimeoutMs?: number }) =>
@@ -293,14 +312,24 @@ export function createOpenAICompatibleProvider(
     let usage: TokenUsage = { promptTokens: 0, completionTokens: 0, totalTokens: 0 };
     let webSearch: unknown[] | undefined;
     const toolCalls: ToolCall[] = [];
+    let headers: Record<string, string> | undefined;
     let lastProgress = 0;
     try {
-      const stream = await client.chat.completions.create(body as never, {
+      const pending = client.chat.completions.create(body as never, {
         signal: timers.signal,
         maxRetries: 0,
         timeout: timeouts.httpMs,
         headers: baseHeaders(context),
       });
+      let stream: unknown;
+      if (request.captureHeaders) {
+        // withResponse() hands back the same stream plus the raw Response (for its headers).
+        const { data, response } = await pending.withResponse();
+        headers = safeHeaders(response.headers);
+        stream = data;
+      } else {
+        stream = await pending;
+      }
       for await (const raw of stream as unknown as AsyncIterable<Record<string, unknown>>) {
         timers.activity();
         const chunk = raw as StreamChunk;
@@ -368,6 +397,7 @@ export function createOpenAICompatibleProvider(
       provider: settings.name,
       ...(requestId ? { requestId } : {}),
       ...(webSearch ? { webSearch } : {}),
+      ...(headers ? { headers } : {}),
     };
   };
 
@@ -405,6 +435,7 @@ export function createOpenAICompatibleProvider(
     name: settings.name,
     label: dialect.label,
     baseUrl: settings.baseUrl,
+    previewBody: (request) => buildBody(request),
     async chat(request, context) {
       const body = buildBody(request);
       const total = dependencies.retry.maxRetries + 1;
@@ -447,6 +478,7 @@ export function createOpenAICompatibleProvider(
             });
             timers.activity();
             const text = await response.text();
+            if (init.responseType === "text" && response.ok) return text as T;
             let parsed: unknown = text;
             try {
               parsed = text === "" ? {} : JSON.parse(text);
@@ -481,6 +513,18 @@ export function createOpenAICompatibleProvider(
       await agent.close();
     },
   };
+}
+
+/** Header names never copied into a result: credentials and cookies. */
+const HIDDEN_HEADERS = new Set(["authorization", "proxy-authorization", "cookie", "set-cookie"]);
+
+/** Response headers as a plain object (lower-case names), without credentials or cookies. */
+function safeHeaders(headers: { forEach(callback: (value: string, name: string) => void): void }) {
+  const out: Record<string, string> = {};
+  headers.forEach((value, name) => {
+    if (!HIDDEN_HEADERS.has(name.toLowerCase())) out[name.toLowerCase()] = value;
+  });
+  return out;
 }
 
 interface StreamChunk {

@@ -10,7 +10,6 @@
  * unwind) and everything the call started is aborted through its signal.
  */
 import { createHash, randomUUID } from "node:crypto";
-import { appendFile } from "node:fs/promises";
 import { ExaiError, formatSeconds, toExaiError, type ErrorPayload, type TimeoutLayer } from "../errors.js";
 import type { Admission, Lease } from "../pipeline/admission.js";
 import type { Coalescer } from "../pipeline/coalesce.js";
@@ -145,6 +144,9 @@ export function createExecutor(dependencies: ExecutorDependencies): Executor {
   const listeners = new Set<(summary: CallSummary) => void>();
   const running = new Set<AbortController>();
   const drainWaiters = new Set<() => void>();
+  // One reason object for the cleanup abort of every finished call: building an Error per call
+  // (stack capture) was a measurable part of the per-call cost.
+  const callEnded = new ExaiError("CANCELLED", "the call ended");
   /** Phase of each shared execution, read by every waiter's heartbeat. */
   const phases = new Map<string, { message: string }>();
 
@@ -155,10 +157,7 @@ export function createExecutor(dependencies: ExecutorDependencies): Executor {
 
   const writeSummary = (summary: CallSummary) => {
     logger.info(summary, "CALL SUMMARY");
-    appendFile(
-      services.toolCallLogPath,
-      `${JSON.stringify({ at: new Date().toISOString(), ...summary })}\n`,
-    ).catch((error: unknown) => logger.warn({ err: error }, "could not append to the tool-call log"));
+    services.appendToolCallLog({ at: new Date().toISOString(), ...summary });
     for (const listener of listeners) listener(summary);
   };
 
@@ -208,6 +207,7 @@ export function createExecutor(dependencies: ExecutorDependencies): Executor {
     usage: { attempts: number; usage: TokenUsage },
   ): Promise<Record<string, unknown>> => {
     const files = services.files(request.roots);
+    let modelCalls = 0;
     const toolContext: ToolContext = {
       tool: tool.name,
       traceId: context.traceId,
@@ -248,7 +248,9 @@ export function createExecutor(dependencies: ExecutorDependencies): Executor {
               budgetMs: sub?.budgetMs ?? context.budgetMs,
               budgetLayer: sub?.layer ?? context.layer,
               traceId: context.traceId,
-              callKey: context.callKey,
+              // Each model call of a tool call gets its own key (consensus calls several models); the
+              // provider retries one model call with the same key.
+              callKey: `${context.callKey}:${++modelCalls}`,
               onProgress: (message) => {
                 phase.message = message;
               },
@@ -431,7 +433,7 @@ export function createExecutor(dependencies: ExecutorDependencies): Executor {
     } finally {
       clearInterval(heartbeat);
       // Abort whatever the call started (HTTP requests, timers) — a no-op when it finished cleanly.
-      controller.abort(new ExaiError("CANCELLED", "the call ended"));
+      controller.abort(callEnded);
       deadline?.dispose();
       lease?.release();
       running.delete(controller);

@@ -4,6 +4,7 @@
  * and closes it all again. Tests build many runtimes in one process; nothing here is global.
  */
 import { mkdirSync } from "node:fs";
+import pino from "pino";
 import { join } from "node:path";
 import type { Config } from "../config/load.js";
 import { ExaiError } from "../errors.js";
@@ -63,6 +64,9 @@ export function createRuntime(config: Config, options: RuntimeOptions): Runtime 
     session: config.admission.session,
   });
   const startedAt = Date.now();
+  const toolCallLogPath = join(logDir, "toolcalls.jsonl");
+  // A buffered append stream (sonic-boom, as pino uses): one open file instead of open/append/close per call.
+  const toolCallLog = pino.destination({ dest: toolCallLogPath, sync: false, mkdir: true });
   const defaultRoots = config.allowedRoots ?? [config.cwd];
   const sandbox = createFileSandbox({ allowedRoots: defaultRoots });
   const defaultReader = createFileReader({ sandbox });
@@ -77,7 +81,10 @@ export function createRuntime(config: Config, options: RuntimeOptions): Runtime 
     tokens: getTokenCounter(),
     logger,
     version: VERSION,
-    toolCallLogPath: join(logDir, "toolcalls.jsonl"),
+    toolCallLogPath,
+    appendToolCallLog(record) {
+      toolCallLog.write(`${JSON.stringify(record)}\n`);
+    },
     files(roots) {
       // The configured roots win; otherwise the client's roots; otherwise the working directory.
       if (config.allowedRoots || !roots || roots.length === 0) return defaultReader;
@@ -128,6 +135,11 @@ export function createRuntime(config: Config, options: RuntimeOptions): Runtime 
         executor.abortAll(new ExaiError("CANCELLED", "the server is shutting down"));
         await closeProviders(providers);
         await store.close();
+        await new Promise<void>((resolve) => {
+          toolCallLog.once("close", () => resolve());
+          toolCallLog.once("error", () => resolve());
+          toolCallLog.end();
+        });
         logger.flush?.();
       })();
       return closed;

@@ -12,32 +12,24 @@ import {
   ListToolsRequestSchema,
   RootsListChangedNotificationSchema,
   type CallToolResult,
-  type Tool,
 } from "@modelcontextprotocol/sdk/types.js";
 import type { TimeoutLayer } from "../errors.js";
 import type { CallOutcome, Executor } from "../runtime/executor.js";
 import type { Runtime } from "../runtime/runtime.js";
-import { inputJsonSchema, type ToolDefinition } from "../tools/framework.js";
+import { listTools } from "../tools/framework.js";
+
+export { listTools };
 import { SERVER_NAME, VERSION } from "../version.js";
 
 export const SERVER_INSTRUCTIONS =
   "exai lets you consult other models (GLM, Kimi, OpenAI-compatible). Workflow tools (codereview, debug, analyze, thinkdeep…) are step-by-step: you investigate, report findings per step, and the final step asks an expert model. Pass absolute file paths. Reuse continuation_id to keep context.";
 
-/** The `tools/list` entries for a set of tools (JSON Schema inputs, annotations). */
-export function listTools(tools: readonly ToolDefinition[]): Tool[] {
-  return tools.map((tool) => ({
-    name: tool.name,
-    description: tool.description,
-    inputSchema: inputJsonSchema(tool) as Tool["inputSchema"],
-    ...(tool.annotations ? { annotations: tool.annotations } : {}),
-  }));
-}
-
 /** Converts an executor outcome to an MCP tool result (JSON text + structuredContent, or isError). */
 export function toCallToolResult(outcome: CallOutcome): CallToolResult {
   const payload = outcome.ok ? (outcome.result ?? {}) : (outcome.error as unknown as Record<string, unknown>);
   return {
-    content: [{ type: "text", text: JSON.stringify(payload, null, 2) }],
+    // Compact JSON: the text lands in the agent's context, where indentation only costs tokens.
+    content: [{ type: "text", text: JSON.stringify(payload) }],
     structuredContent: payload,
     ...(outcome.ok ? {} : { isError: true }),
   };

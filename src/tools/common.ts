@@ -19,7 +19,7 @@ export const modelField = z
   .string()
   .min(1)
   .optional()
-  .describe("Model name or alias (see listmodels); default: DEFAULT_MODEL / auto");
+  .describe("Model or alias (see listmodels); default auto");
 export const temperatureField = z
   .number()
   .min(0)
@@ -29,13 +29,9 @@ export const temperatureField = z
 export const thinkingModeField = z
   .enum(THINKING_MODES as unknown as [ThinkingMode, ...ThinkingMode[]])
   .optional()
-  .describe("Reasoning depth: minimal (off) | low | medium | high | max");
+  .describe("Reasoning depth (minimal = off)");
 export const webSearchField = z.boolean().optional().describe("Let the model search the web");
-export const continuationField = z
-  .string()
-  .uuid()
-  .optional()
-  .describe("Thread id from an earlier response, to continue that conversation");
+export const continuationField = z.string().uuid().optional().describe("Thread id from an earlier response");
 export const filesField = z
   .array(z.string())
   .optional()

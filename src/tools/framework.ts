@@ -49,6 +49,8 @@ export interface Services {
   stats(): RuntimeStats;
   /** The JSONL tool-call log path (read by toolcall_log_tail / activity). */
   toolCallLogPath: string;
+  /** Appends one record to the JSONL tool-call log (buffered; never blocks the call). */
+  appendToolCallLog(record: Record<string, unknown>): void;
 }
 
 export interface ModelCall extends Omit<ChatRequest, "model"> {
@@ -100,6 +102,24 @@ export function defineTool<S extends z.ZodType<Record<string, unknown>>>(
   return definition as unknown as ToolDefinition;
 }
 
+/** A tool as listed by MCP `tools/list` (and the daemon's list_tools). */
+export interface ToolListEntry {
+  name: string;
+  description: string;
+  inputSchema: { type: "object"; [key: string]: unknown };
+  annotations?: ToolAnnotations;
+}
+
+/** The `tools/list` entries for a set of tools (JSON Schema inputs, annotations). */
+export function listTools(tools: readonly ToolDefinition[]): ToolListEntry[] {
+  return tools.map((tool) => ({
+    name: tool.name,
+    description: tool.description,
+    inputSchema: inputJsonSchema(tool) as ToolListEntry["inputSchema"],
+    ...(tool.annotations ? { annotations: tool.annotations } : {}),
+  }));
+}
+
 /** The JSON Schema of a tool's input for `tools/list` (object schema, no `$schema` noise). */
 export function inputJsonSchema(tool: ToolDefinition): Record<string, unknown> {
   const schema = z.toJSONSchema(tool.schema, { io: "input", unrepresentable: "any" }) as Record<
@@ -107,8 +127,26 @@ export function inputJsonSchema(tool: ToolDefinition): Record<string, unknown> {
     unknown
   >;
   delete schema.$schema;
+  compactSchema(schema);
   if (schema.type !== "object") return { type: "object", properties: {}, ...schema };
   return schema;
+}
+
+/**
+ * Removes what costs the client's context without helping it: zod's safe-integer bounds on every
+ * `.int()` and the long regex it adds to `format: "uuid"` (the server validates both anyway).
+ */
+function compactSchema(node: unknown): void {
+  if (Array.isArray(node)) {
+    for (const item of node) compactSchema(item);
+    return;
+  }
+  if (node === null || typeof node !== "object") return;
+  const record = node as Record<string, unknown>;
+  if (record.maximum === Number.MAX_SAFE_INTEGER) delete record.maximum;
+  if (record.minimum === Number.MIN_SAFE_INTEGER) delete record.minimum;
+  if (record.format === "uuid") delete record.pattern;
+  for (const value of Object.values(record)) compactSchema(value);
 }
 
 /**

@@ -8,10 +8,31 @@ import { analyzeTool } from "./analyze.js";
 import { challengeTool } from "./challenge.js";
 import { chatTool } from "./chat.js";
 import { codereviewTool } from "./codereview.js";
+import { consensusTool } from "./consensus.js";
 import { debugTool } from "./debug.js";
+import { docgenTool } from "./docgen.js";
 import type { ToolDefinition } from "./framework.js";
+import { plannerTool } from "./planner.js";
+import { precommitTool } from "./precommit.js";
+import { refactorTool } from "./refactor.js";
+import { secauditTool } from "./secaudit.js";
+import { testgenTool } from "./testgen.js";
+import { tracerTool } from "./tracer.js";
+import { glmPayloadPreviewTool } from "./glm-payload-preview.js";
+import { glmUploadFileTool } from "./glm-upload-file.js";
+import { glmWebSearchTool } from "./glm-web-search.js";
+import { healthTool } from "./health.js";
+import { kimiCaptureHeadersTool } from "./kimi-capture-headers.js";
+import { kimiChatWithToolsTool } from "./kimi-chat-with-tools.js";
+import { kimiIntentAnalysisTool } from "./kimi-intent-analysis.js";
+import { kimiManageFilesTool } from "./kimi-manage-files.js";
+import { kimiMultiFileChatTool } from "./kimi-multi-file-chat.js";
+import { kimiUploadAndExtractTool } from "./kimi-upload-and-extract.js";
 import { listmodelsTool } from "./listmodels.js";
+import { smartFileQueryTool } from "./smart-file-query.js";
 import { thinkdeepTool } from "./thinkdeep.js";
+import { activityTool, toolcallLogTailTool } from "./toolcall-log.js";
+import { providerCapabilitiesTool, statusTool } from "./utilities.js";
 import { versionTool } from "./version.js";
 
 /** The 29 tools of the standard profile, in listing order. */
@@ -73,9 +94,32 @@ export function allTools(): ToolDefinition[] {
     analyzeTool,
     debugTool,
     codereviewTool,
+    refactorTool,
+    secauditTool,
+    testgenTool,
+    precommitTool,
+    plannerTool,
+    docgenTool,
+    tracerTool,
+    consensusTool,
     challengeTool,
     listmodelsTool,
     versionTool,
+    providerCapabilitiesTool,
+    statusTool,
+    healthTool,
+    activityTool,
+    toolcallLogTailTool,
+    kimiUploadAndExtractTool,
+    kimiMultiFileChatTool,
+    kimiIntentAnalysisTool,
+    kimiCaptureHeadersTool,
+    kimiChatWithToolsTool,
+    glmUploadFileTool,
+    glmWebSearchTool,
+    glmPayloadPreviewTool,
+    smartFileQueryTool,
+    kimiManageFilesTool,
   ];
 }
 

@@ -96,6 +96,17 @@ export interface WorkflowSpec {
   requiredActions(stepNumber: number, totalSteps: number, args: Record<string, unknown>): string[];
   /** Extra lines for the expert prompt from tool-specific fields. */
   describeExtras?(args: Record<string, unknown>): string[];
+  /**
+   * Runs at every step before the step is recorded: validates tool-specific arguments (throw
+   * ExaiError INVALID_ARGUMENT and nothing is recorded) and gathers what the tool needs from outside
+   * the request (precommit: the git diff). `previous` holds the steps recorded so far in the thread,
+   * so a later step can reuse a field given at step 1.
+   */
+  prepareStep?(
+    args: Record<string, unknown>,
+    context: ToolContext,
+    previous: StepRecord[],
+  ): Promise<PreparedStep> | PreparedStep;
   /** false for planner/docgen/tracer-style tools: never call a model. */
   usesExpert?: boolean;
   /** Custom completion for tools without an expert (planner…); receives the consolidated steps. */
@@ -104,6 +115,14 @@ export interface WorkflowSpec {
     args: Record<string, unknown>,
     context: ToolContext,
   ): Promise<Record<string, unknown>> | Record<string, unknown>;
+}
+
+/** What `WorkflowSpec.prepareStep` contributes to a step. */
+export interface PreparedStep {
+  /** Fields merged into the step's response (e.g. the changed files). */
+  result?: Record<string, unknown>;
+  /** Lines appended to the expert prompt at the final step (e.g. the diff). */
+  promptLines?: string[];
 }
 
 export interface StepRecord {
@@ -121,6 +140,14 @@ export interface StepRecord {
 }
 
 const BASE_KEYS = new Set(Object.keys(workflowBaseShape));
+const MODEL_FIELDS = new Set([
+  "images",
+  "model",
+  "temperature",
+  "thinking_mode",
+  "use_websearch",
+  "use_assistant_model",
+]);
 
 /** The steps of `tool` recorded in the thread, latest record per step number, backtracks applied. */
 export function consolidateSteps(thread: Thread | undefined, tool: string): StepRecord[] {
@@ -151,6 +178,19 @@ function stepData(turn: Turn, tool: string): { record: StepRecord; backtrack?: n
 }
 
 const unique = (lists: string[][]) => [...new Set(lists.flat())];
+
+/**
+ * A tool-specific field's value for this step: the value given now, else the one given at the
+ * latest earlier step (agents set fields like `path` or `audit_focus` once, at step 1).
+ */
+export function latestExtra(name: string, args: Record<string, unknown>, previous: StepRecord[]): unknown {
+  if (args[name] !== undefined) return args[name];
+  for (let index = previous.length - 1; index >= 0; index--) {
+    const value = previous[index]?.extras[name];
+    if (value !== undefined) return value;
+  }
+  return undefined;
+}
 
 /** Parses an expert reply: JSON (bare or fenced) when the model sent it, else {raw_analysis}. */
 export function parseExpertReply(content: string): Record<string, unknown> {
@@ -184,7 +224,13 @@ function needsExpert(spec: WorkflowSpec, args: WorkflowBase, services: Services)
 
 /** Builds a workflow tool from its spec. */
 export function createWorkflowTool(spec: WorkflowSpec): ToolDefinition {
-  const schema = z.object({ ...workflowBaseShape, ...(spec.extraShape ?? {}) });
+  // Tools that never call a model do not list the model fields (they cost every client context
+  // tokens); unknown keys are ignored by the schema, so an agent sending them anyway is not refused.
+  const baseShape =
+    spec.usesExpert === false
+      ? Object.fromEntries(Object.entries(workflowBaseShape).filter(([key]) => !MODEL_FIELDS.has(key)))
+      : workflowBaseShape;
+  const schema = z.object({ ...baseShape, ...(spec.extraShape ?? {}) });
   return defineTool({
     name: spec.name,
     kind: "workflow",
@@ -215,6 +261,7 @@ export function createWorkflowTool(spec: WorkflowSpec): ToolDefinition {
         ? await context.files.expand(args.files_checked, "files_checked", context.signal)
         : [];
       const thread = await loadThread(context.services, args.continuation_id);
+      const prepared = (await spec.prepareStep?.(args, context, consolidateSteps(thread, spec.name))) ?? {};
       const extras = Object.fromEntries(Object.entries(args).filter(([key]) => !BASE_KEYS.has(key)));
       const record: StepRecord = {
         step_number: args.step_number,
@@ -256,6 +303,7 @@ export function createWorkflowTool(spec: WorkflowSpec): ToolDefinition {
         total_steps: args.total_steps,
         continuation_id: continuationId,
         [`${spec.name}_status`]: statusCounts,
+        ...prepared.result,
       };
 
       if (args.next_step_required) {
@@ -305,7 +353,7 @@ export function createWorkflowTool(spec: WorkflowSpec): ToolDefinition {
 
       const model = context.model ?? pickModel(context.services, args.model, args.findings);
       context.progress(`calling_expert_analysis with ${model.model.id}`);
-      const expert = await askExpert(spec, steps, summary, args, context, model);
+      const expert = await askExpert(spec, steps, summary, args, context, model, prepared.promptLines ?? []);
       const analysis = parseExpertReply(expert.content);
       await recordTurns(context.services, updated, spec.name, [
         {
@@ -347,6 +395,7 @@ async function askExpert(
   args: WorkflowBase & Record<string, unknown>,
   context: ToolContext,
   model: ResolvedModel,
+  preparedLines: string[],
 ): Promise<ChatResult> {
   const { services, config } = { services: context.services, config: context.services.config };
   const budget = planBudget(model.model.contextWindow);
@@ -383,7 +432,7 @@ async function askExpert(
       ),
     );
   }
-  lines.push(...(spec.describeExtras?.(args) ?? []));
+  lines.push(...(spec.describeExtras?.(args) ?? []), ...preparedLines);
   if (embedded.text) lines.push("", "=== RELEVANT FILES ===", embedded.text);
   if (embedded.skipped.length > 0)
     lines.push(
