@@ -127,6 +127,13 @@ function printConfig(config: Config, json: boolean): void {
   );
 }
 
+function parseCount(value: string): number {
+  const count = Number(value);
+  if (!Number.isInteger(count) || count < 0 || count > 256)
+    throw new InvalidArgumentError("must be a whole number 0–256");
+  return count;
+}
+
 function parsePort(value: string): number {
   const port = Number(value);
   if (!Number.isInteger(port) || port < 0 || port > 65535)
@@ -148,6 +155,41 @@ export function buildProgram(): Command {
     .action(async () => {
       try {
         await runStdioServer(readConfig());
+      } catch (error) {
+        fail(error);
+      }
+    });
+
+  program
+    .command("daemon")
+    .description("run the shared daemon: WebSocket for shims, /mcp (Streamable HTTP), /health, /metrics")
+    .option("--host <host>", "listen address (default EXAI_WS_HOST)")
+    .option("--port <port>", "port (default EXAI_WS_PORT; 0 = any free port)", parsePort)
+    .action(async (options: { host?: string; port?: number }) => {
+      try {
+        const { runDaemon } = await import("./daemon/server.js");
+        const daemon = await runDaemon(readConfig(), {
+          ...(options.host !== undefined ? { host: options.host } : {}),
+          ...(options.port !== undefined ? { port: options.port } : {}),
+          // Test-only endpoint POST /debug/drop-connections (chaos tests of the shim's reconnect).
+          testHooks: process.env.EXAI_DAEMON_TEST_HOOKS === "1",
+        });
+        const http = daemon.url.replace(/^ws:/, "http:");
+        err(
+          `exai daemon ${VERSION} listening on ${daemon.url} (MCP: ${http}mcp, ${http}health, ${http}metrics)`,
+        );
+      } catch (error) {
+        fail(error);
+      }
+    });
+
+  program
+    .command("shim")
+    .description("serve MCP over stdio, forwarding to the shared daemon (started when none answers)")
+    .action(async () => {
+      try {
+        const { runShim } = await import("./shim/shim.js");
+        await runShim(readConfig(), { cliPath: cliPath(), daemonEnv: process.env });
       } catch (error) {
         fail(error);
       }
@@ -208,6 +250,42 @@ export function buildProgram(): Command {
         } finally {
           clearInterval(keepAlive);
           await runtime.close();
+        }
+      } catch (error) {
+        fail(error);
+      }
+    });
+
+  program
+    .command("smoke")
+    .description(
+      "verify every tool against the configured providers: sequential, then a parallel batch; exit 1 on any failure",
+    )
+    .option("--json", "machine-readable report")
+    .option("--parallel <n>", "size of the parallel batch (0 = none)", parseCount, 6)
+    .option("--tools <names>", "comma list of tools (default: every tool of the profile)")
+    .action(async (options: { json?: boolean; parallel: number; tools?: string }) => {
+      try {
+        const { runSmoke, formatSmokeTable } = await import("./smoke/smoke.js");
+        // Calls run on unref'd timers by design; this handle keeps the process alive meanwhile.
+        const keepAlive = setInterval(() => undefined, 60_000);
+        try {
+          const report = await runSmoke(readConfig(), {
+            parallel: options.parallel,
+            ...(options.tools
+              ? {
+                  tools: options.tools
+                    .split(",")
+                    .map((name) => name.trim())
+                    .filter(Boolean),
+                }
+              : {}),
+            onProgress: (line) => err(line),
+          });
+          out(options.json ? JSON.stringify(report, null, 2) : formatSmokeTable(report));
+          if (!report.ok) process.exitCode = 1;
+        } finally {
+          clearInterval(keepAlive);
         }
       } catch (error) {
         fail(error);

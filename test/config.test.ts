@@ -75,8 +75,8 @@ describe("defaults", () => {
       progressInterval: 0.01,
     });
     // Expert ≤ workflow − 5 s fails for such a tiny budget, but the infrastructure ordering holds exactly.
-    const problems = validateHierarchy(timeouts).map((problem) => problem.variables[0]);
-    expect(problems).toEqual(["EXPERT_ANALYSIS_TIMEOUT_SECS"]);
+    // Expert 0.05 s ≤ 0.1 − 20 % holds; the heartbeat (0.01 s) is below half of every budget.
+    expect(validateHierarchy(timeouts)).toEqual([]);
   });
 });
 
@@ -107,8 +107,22 @@ describe("invalid values name the variable, the value and the rule", () => {
   });
 
   it("expert analysis that leaves the workflow step no room", () => {
-    const { variables } = problemsOf({ EXPERT_ANALYSIS_TIMEOUT_SECS: "41" });
+    const { variables, message } = problemsOf({ EXPERT_ANALYSIS_TIMEOUT_SECS: "41" });
     expect(variables).toContain("EXPERT_ANALYSIS_TIMEOUT_SECS");
+    expect(message).toMatch(/must be ≤ WORKFLOW_TOOL_TIMEOUT_SECS − 5 s \(40 s\)/);
+  });
+
+  it("derives the expert budget when unset: 40 s, at most workflow − min(5 s, 20 %)", () => {
+    expect(load({}).timeouts.expertAnalysisMs).toBe(40_000);
+    expect(load({ WORKFLOW_TOOL_TIMEOUT_SECS: "25" }).timeouts.expertAnalysisMs).toBe(20_000);
+    const tiny = load({
+      WORKFLOW_TOOL_TIMEOUT_SECS: "1",
+      SIMPLE_TOOL_TIMEOUT_SECS: "1",
+      EXPERT_HEARTBEAT_INTERVAL_SECS: "0.2",
+      EXAI_WS_PROGRESS_INTERVAL_SECS: "0.2",
+    });
+    expect(tiny.timeouts.expertAnalysisMs).toBe(800);
+    expect(validateHierarchy(tiny.timeouts)).toEqual([]);
   });
 
   it("a heartbeat too slow to be seen before a timeout", () => {

@@ -8,7 +8,12 @@ import { homedir } from "node:os";
 import { isAbsolute, join, resolve } from "node:path";
 import { parse as parseDotenv } from "dotenv";
 import { ExaiError } from "../errors.js";
-import { buildTimeoutConfig, validateHierarchy, type TimeoutConfig } from "./timeouts.js";
+import {
+  buildTimeoutConfig,
+  derivedExpertSeconds,
+  validateHierarchy,
+  type TimeoutConfig,
+} from "./timeouts.js";
 import { buildEnvironmentSchema, type RawEnvironment } from "./variables.js";
 
 export type ProviderName = "glm" | "kimi" | "custom";
@@ -92,7 +97,7 @@ export function loadConfig(options: LoadConfigOptions): Config {
   const timeouts = buildTimeoutConfig({
     simple: num("SIMPLE_TOOL_TIMEOUT_SECS"),
     workflow: num("WORKFLOW_TOOL_TIMEOUT_SECS"),
-    expert: num("EXPERT_ANALYSIS_TIMEOUT_SECS"),
+    expert: opt("EXPERT_ANALYSIS_TIMEOUT_SECS") ?? derivedExpertSeconds(num("WORKFLOW_TOOL_TIMEOUT_SECS")),
     daemon: opt("EXAI_WS_CALL_TIMEOUT"),
     shim: opt("EXAI_SHIM_RPC_TIMEOUT"),
     http: num("EX_HTTP_TIMEOUT_SECONDS"),

@@ -8,6 +8,19 @@ export const DAEMON_RATIO = 1.5;
 export const SHIM_RATIO = 2.0;
 export const CLIENT_RATIO = 2.5;
 
+/**
+ * Time a workflow step keeps around its expert call, ms: 5 s (SPEC §3), or 20 % of the workflow
+ * budget when that is smaller — so short, time-scaled budgets (1 s in tests) stay valid.
+ */
+export function expertMarginMs(workflowMs: number): number {
+  return Math.min(5000, workflowMs * 0.2);
+}
+
+/** The expert budget when EXPERT_ANALYSIS_TIMEOUT_SECS is unset: 40 s, at most workflow − margin. Seconds. */
+export function derivedExpertSeconds(workflowS: number): number {
+  return Math.min(40, (workflowS * 1000 - expertMarginMs(workflowS * 1000)) / 1000);
+}
+
 export interface TimeoutConfig {
   simpleToolMs: number;
   workflowToolMs: number;
@@ -102,10 +115,11 @@ export function validateHierarchy(t: TimeoutConfig): HierarchyProblem[] {
       });
     }
   }
-  if (t.expertAnalysisMs > t.workflowToolMs - 5000) {
+  const margin = expertMarginMs(t.workflowToolMs);
+  if (t.expertAnalysisMs > t.workflowToolMs - margin) {
     problems.push({
       variables: ["EXPERT_ANALYSIS_TIMEOUT_SECS", "WORKFLOW_TOOL_TIMEOUT_SECS"],
-      message: `EXPERT_ANALYSIS_TIMEOUT_SECS (${s(t.expertAnalysisMs)}) must be ≤ WORKFLOW_TOOL_TIMEOUT_SECS − 5 s (${s(t.workflowToolMs - 5000)}): the workflow step needs time around the expert call`,
+      message: `EXPERT_ANALYSIS_TIMEOUT_SECS (${s(t.expertAnalysisMs)}) must be ≤ WORKFLOW_TOOL_TIMEOUT_SECS − ${s(margin)} (${s(t.workflowToolMs - margin)}): the workflow step needs time around the expert call; lower it, or unset it to derive it`,
     });
   }
   const toolMax = Math.max(t.simpleToolMs, t.workflowToolMs);

@@ -184,9 +184,10 @@ export const VARIABLES: readonly VariableSpec[] = [
   ),
   durations(
     "EXPERT_ANALYSIS_TIMEOUT_SECS",
-    "40",
-    "the expert-analysis model call inside a workflow tool (≤ workflow − 5 s)",
+    "",
+    "the expert-analysis model call inside a workflow tool (≤ workflow − min(5 s, 20 % of workflow))",
     "tool timeouts",
+    { default: undefined, defaultLabel: "40 (at most workflow − 5 s)" },
   ),
   durations(
     "EXPERT_HEARTBEAT_INTERVAL_SECS",

@@ -28,7 +28,6 @@ export function fastEnv(
   return {
     SIMPLE_TOOL_TIMEOUT_SECS: "3",
     WORKFLOW_TOOL_TIMEOUT_SECS: "8",
-    EXPERT_ANALYSIS_TIMEOUT_SECS: "3",
     GLM_TIMEOUT_SECS: "2",
     KIMI_TIMEOUT_SECS: "2",
     CUSTOM_TIMEOUT_SECS: "2",

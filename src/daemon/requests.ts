@@ -1,0 +1,250 @@
+/**
+ * request_id idempotency and explicit call_key duplicates (SPEC §6.4), above the executor.
+ *
+ * - A `call_tool` whose request_id is running attaches to it (the shim re-sends its in-flight calls
+ *   after a reconnect); one whose request_id finished within EXAI_WS_RESULT_TTL gets the cached
+ *   result. A request_id never runs twice.
+ * - A `call_tool` with an explicit call_key that another request_id is running under gets
+ *   DUPLICATE {original_request_id} at once — it never waits for the first (the Python original's
+ *   identical calls waited out the whole timeout).
+ * - When every connection interested in a running call is gone, the call keeps running for a short
+ *   grace period so a reconnecting shim can attach; then it is aborted (down to the HTTP request).
+ *
+ * Semantic coalescing of identical {tool, arguments} is the executor's job, not this module's.
+ */
+import { ExaiError } from "../errors.js";
+import type { CallToolFrame, CallToolResFrame, ProgressFrame, ServerFrame } from "./protocol.js";
+
+/** A client connection as the registry sees it. */
+export interface RequestConnection {
+  /** Unique per WebSocket connection (not per session: a session may reconnect). */
+  readonly id: string;
+  /** Sends a frame; a no-op when the connection is closed. */
+  send(frame: ServerFrame): void;
+}
+
+/** The final part of a call_tool_res (everything but op and request_id). */
+export type CallResultBody = Omit<CallToolResFrame, "op" | "request_id">;
+
+/** What `start` returns: known at once (for the ack), and the result later. */
+export interface StartedCall {
+  traceId: string;
+  /** The budget the call runs under, seconds (sent in call_tool_ack). */
+  timeoutS: number;
+  /** Settles with the result body; must never reject. */
+  result: Promise<CallResultBody>;
+}
+
+/**
+ * Starts the call. `signal` aborts it (cancel, or grace expired with nobody attached);
+ * `progress` fans a heartbeat out to the attached connections that asked for progress.
+ */
+export type StartCall = (
+  signal: AbortSignal,
+  progress: (heartbeat: Omit<ProgressFrame, "op" | "request_id">) => void,
+) => StartedCall;
+
+export type SubmitOutcome =
+  | { kind: "started"; traceId: string }
+  | { kind: "attached"; traceId: string }
+  | { kind: "cached"; traceId: string }
+  | { kind: "duplicate"; originalRequestId: string };
+
+export interface RequestRegistryOptions {
+  /** How long a finished result stays available to a re-sent request_id, ms (EXAI_WS_RESULT_TTL). */
+  resultTtlMs: number;
+  /** How long a running call with no connection attached keeps running, ms. */
+  reconnectGraceMs: number;
+  /** Most finished results kept (oldest evicted first). Default 10,000. */
+  maxCachedResults?: number;
+  /** Result codes that are not cached (the call never ran). Default OVER_CAPACITY, DUPLICATE. */
+  uncachedCodes?: readonly string[];
+}
+
+export interface RequestRegistry {
+  /**
+   * Handles a call_tool frame from `connection`: starts it, attaches to it, answers it from the
+   * cache, or answers DUPLICATE. Sends call_tool_ack (and the result, when known) itself.
+   */
+  submit(frame: CallToolFrame, connection: RequestConnection, start: StartCall): SubmitOutcome;
+  /** Aborts a running call. Returns false when request_id is not running. */
+  cancel(requestId: string, reason: ExaiError): boolean;
+  /** A connection went away: its calls lose a listener; calls left with none start their grace period. */
+  detach(connectionId: string): void;
+  /** Calls running now. */
+  running(): number;
+  /** Finished results cached now. */
+  cached(): number;
+  /** Aborts every running call and clears every timer and cache entry. */
+  close(reason: ExaiError): void;
+}
+
+interface Listener {
+  connection: RequestConnection;
+  progress: boolean;
+}
+
+interface RunningEntry {
+  requestId: string;
+  traceId: string;
+  timeoutS: number;
+  callKey?: string;
+  controller: AbortController;
+  listeners: Map<string, Listener>;
+  graceTimer?: NodeJS.Timeout;
+}
+
+interface CachedEntry {
+  traceId: string;
+  timeoutS: number;
+  frame: CallToolResFrame;
+  /** Date.now() after which the entry is gone, ms. */
+  expiresAt: number;
+}
+
+export function createRequestRegistry(options: RequestRegistryOptions): RequestRegistry {
+  const maxCached = options.maxCachedResults ?? 10_000;
+  const uncached = new Set(options.uncachedCodes ?? ["OVER_CAPACITY", "DUPLICATE"]);
+  const running = new Map<string, RunningEntry>();
+  const byCallKey = new Map<string, string>();
+  const cache = new Map<string, CachedEntry>();
+  let closed = false;
+
+  // Expired results are dropped lazily on lookup and by this sweep (which only frees memory).
+  const sweep = setInterval(
+    () => {
+      const nowMs = Date.now();
+      for (const [requestId, entry] of cache) if (entry.expiresAt <= nowMs) cache.delete(requestId);
+    },
+    Math.max(1000, Math.min(options.resultTtlMs, 60_000)),
+  );
+  sweep.unref();
+
+  const lookupCached = (requestId: string): CachedEntry | undefined => {
+    const entry = cache.get(requestId);
+    if (entry && entry.expiresAt <= Date.now()) {
+      cache.delete(requestId);
+      return undefined;
+    }
+    return entry;
+  };
+
+  const ack = (connection: RequestConnection, requestId: string, traceId: string, timeoutS: number) =>
+    connection.send({ op: "call_tool_ack", request_id: requestId, trace_id: traceId, timeout_s: timeoutS });
+
+  const listen = (entry: RunningEntry, connection: RequestConnection, progress: boolean) => {
+    entry.listeners.set(connection.id, { connection, progress });
+    if (entry.graceTimer) {
+      clearTimeout(entry.graceTimer);
+      entry.graceTimer = undefined;
+    }
+  };
+
+  const finish = (entry: RunningEntry, body: CallResultBody) => {
+    if (entry.graceTimer) clearTimeout(entry.graceTimer);
+    running.delete(entry.requestId);
+    if (entry.callKey !== undefined && byCallKey.get(entry.callKey) === entry.requestId)
+      byCallKey.delete(entry.callKey);
+    const frame: CallToolResFrame = { op: "call_tool_res", request_id: entry.requestId, ...body };
+    if (!closed && !(body.error && uncached.has(body.error.code))) {
+      cache.set(entry.requestId, {
+        traceId: entry.traceId,
+        timeoutS: entry.timeoutS,
+        frame,
+        expiresAt: Date.now() + options.resultTtlMs,
+      });
+      while (cache.size > maxCached) {
+        const oldest = cache.keys().next().value;
+        if (oldest === undefined) break;
+        cache.delete(oldest);
+      }
+    }
+    for (const listener of entry.listeners.values()) listener.connection.send(frame);
+    entry.listeners.clear();
+  };
+
+  return {
+    submit(frame, connection, start) {
+      const requestId = frame.request_id;
+      const wantsProgress = frame.progress !== false;
+      const active = running.get(requestId);
+      if (active) {
+        listen(active, connection, wantsProgress);
+        ack(connection, requestId, active.traceId, active.timeoutS);
+        return { kind: "attached", traceId: active.traceId };
+      }
+      const done = lookupCached(requestId);
+      if (done) {
+        ack(connection, requestId, done.traceId, done.timeoutS);
+        connection.send(done.frame);
+        return { kind: "cached", traceId: done.traceId };
+      }
+      if (frame.call_key !== undefined) {
+        const original = byCallKey.get(frame.call_key);
+        if (original !== undefined && running.has(original))
+          return { kind: "duplicate", originalRequestId: original };
+      }
+
+      const entry: RunningEntry = {
+        requestId,
+        traceId: "",
+        timeoutS: 0,
+        ...(frame.call_key !== undefined ? { callKey: frame.call_key } : {}),
+        controller: new AbortController(),
+        listeners: new Map(),
+      };
+      listen(entry, connection, wantsProgress);
+      running.set(requestId, entry);
+      if (entry.callKey !== undefined) byCallKey.set(entry.callKey, requestId);
+      const started = start(entry.controller.signal, (heartbeat) => {
+        for (const listener of entry.listeners.values()) {
+          if (listener.progress)
+            listener.connection.send({ op: "progress", request_id: requestId, ...heartbeat });
+        }
+      });
+      entry.traceId = started.traceId;
+      entry.timeoutS = started.timeoutS;
+      ack(connection, requestId, started.traceId, started.timeoutS);
+      void started.result.then((body) => finish(entry, body));
+      return { kind: "started", traceId: started.traceId };
+    },
+
+    cancel(requestId, reason) {
+      const entry = running.get(requestId);
+      if (!entry) return false;
+      entry.controller.abort(reason);
+      return true;
+    },
+
+    detach(connectionId) {
+      for (const entry of running.values()) {
+        if (!entry.listeners.delete(connectionId) || entry.listeners.size > 0 || entry.graceTimer) continue;
+        entry.graceTimer = setTimeout(() => {
+          entry.graceTimer = undefined;
+          if (entry.listeners.size === 0) {
+            entry.controller.abort(
+              new ExaiError(
+                "CANCELLED",
+                `the client disconnected and did not re-attach to request ${entry.requestId} within ${options.reconnectGraceMs / 1000} s`,
+              ),
+            );
+          }
+        }, options.reconnectGraceMs);
+        entry.graceTimer.unref();
+      }
+    },
+
+    running: () => running.size,
+    cached: () => cache.size,
+
+    close(reason) {
+      closed = true;
+      clearInterval(sweep);
+      for (const entry of running.values()) {
+        if (entry.graceTimer) clearTimeout(entry.graceTimer);
+        entry.controller.abort(reason);
+      }
+      cache.clear();
+    },
+  };
+}

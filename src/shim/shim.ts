@@ -1,0 +1,608 @@
+/**
+ * `exai shim` (SPEC §7): a stdio MCP server that forwards every tool call to the shared daemon over
+ * WebSocket, so many MCP clients share one daemon (one set of admission caps, one coalescer, one
+ * result cache).
+ *
+ * - Connects with backoff (0.25 s doubling to 2 s, 10 s in all); when nothing listens, starts
+ *   `exai daemon` detached and keeps trying.
+ * - tools/call → call_tool with a fresh request_id, the trace_id from `_meta` (or a new one) and
+ *   deadline_ms = what is left of the shim's own budget (EXAI_SHIM_RPC_TIMEOUT). Daemon progress
+ *   frames become `notifications/progress` (the Python shim dropped them); MCP cancellation becomes
+ *   `{op:"cancel"}`; OVER_CAPACITY is retried with jitter (at least retry_after) up to 3 times
+ *   inside the deadline.
+ * - A dropped connection is re-established and the in-flight calls are re-sent with the SAME
+ *   request_id: the daemon attaches or answers from its result cache, so nothing runs twice. When
+ *   the reconnect is refused (nothing listens: the daemon died) the in-flight calls end at once
+ *   with an error that says so; the next call starts a new daemon.
+ * - The shim's ceiling only fires when the daemon never answers (frozen, overloaded).
+ *
+ * stdout carries only MCP; logs go to stderr.
+ */
+import { spawn } from "node:child_process";
+import { randomUUID } from "node:crypto";
+import { fileURLToPath } from "node:url";
+import { Server } from "@modelcontextprotocol/sdk/server/index.js";
+import { StdioServerTransport } from "@modelcontextprotocol/sdk/server/stdio.js";
+import {
+  CallToolRequestSchema,
+  ListToolsRequestSchema,
+  type CallToolResult,
+  type Tool,
+} from "@modelcontextprotocol/sdk/types.js";
+import WebSocket, { type RawData } from "ws";
+import type { Config } from "../config/load.js";
+import {
+  CLOSE_CODES,
+  MAX_FRAME_BYTES,
+  parseServerFrame,
+  type CallToolFrame,
+  type CallToolResFrame,
+  type ProgressFrame,
+  type ServerFrame,
+} from "../daemon/protocol.js";
+import { ExaiError, formatSeconds, toExaiError } from "../errors.js";
+import { createLogger, type Logger } from "../logging.js";
+import { abortReason, now, raceSignal, sleep, startDeadline } from "../pipeline/deadline.js";
+import { SERVER_INSTRUCTIONS, traceIdFromMeta } from "../server/mcp.js";
+import { SERVER_NAME, VERSION } from "../version.js";
+
+/** First reconnect backoff, ms; doubles up to CONNECT_MAX_DELAY_MS. */
+const CONNECT_FIRST_DELAY_MS = 250;
+const CONNECT_MAX_DELAY_MS = 2000;
+/** Backoff cap while a daemon this shim started is booting, ms. */
+const SPAWNED_MAX_DELAY_MS = 500;
+/** One connection attempt (TCP + WebSocket handshake + hello_ack), ms. */
+const ATTEMPT_TIMEOUT_MS = 2000;
+/** Kept off the deadline sent to the daemon so its answer arrives before the shim's ceiling, ms. */
+const TRANSIT_MARGIN_MS = 100;
+/** OVER_CAPACITY backoff floor before retry n: 250 ms · 2^(n−1). */
+const OVER_CAPACITY_BASE_MS = 250;
+
+export interface ShimOptions {
+  /** dist/cli.js, used to start the daemon (default: next to this module). */
+  cliPath?: string;
+  /** Environment of a daemon the shim starts (the CLI passes its own). */
+  daemonEnv?: NodeJS.ProcessEnv;
+  logger?: Logger;
+  /** How long to keep trying to reach / start the daemon, ms (default 10,000). */
+  connectWindowMs?: number;
+  /** Source of randomness in [0, 1) for jitter (tests). */
+  random?: () => number;
+}
+
+/** Why a connection attempt failed. */
+class LinkFailure extends Error {
+  constructor(
+    readonly kind: "refused" | "auth" | "failed",
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+/** The WebSocket link to the daemon: one greeted socket shared by every call of this shim. */
+interface DaemonLink {
+  readonly url: string;
+  /**
+   * Resolves with an open, greeted socket. Retries with backoff within the connect window and the
+   * caller's deadline. When nothing listens it starts the daemon if `spawn`, else it fails at once
+   * with `DaemonGone` (the daemon that served the caller's call has died).
+   * @throws ExaiError (CONFIG_INVALID on a refused token; the signal's reason; unreachable) or DaemonGone.
+   */
+  connect(options: { spawn: boolean; deadlineAt: number; signal: AbortSignal }): Promise<WebSocket>;
+  /** The daemon_id of the daemon the current socket is greeted by (undefined when not connected). */
+  daemonId(): string | undefined;
+  /** Registers the frame handler of a request_id; returns the unregister function. */
+  watch(requestId: string, handlers: { onFrame(frame: ServerFrame): void; onClose(): void }): () => void;
+  /** Asks the daemon for its tools on `socket`. Rejects when the socket closes or `signal` aborts. */
+  listTools(socket: WebSocket, signal: AbortSignal): Promise<Tool[]>;
+  send(socket: WebSocket, frame: Record<string, unknown>): boolean;
+  /** Cancels every watched request on the daemon and closes the socket. */
+  close(): Promise<void>;
+}
+
+class DaemonGone extends Error {}
+
+function rawText(data: RawData): string {
+  if (Array.isArray(data)) return Buffer.concat(data).toString("utf8");
+  if (data instanceof ArrayBuffer) return Buffer.from(data).toString("utf8");
+  return data.toString("utf8");
+}
+
+function createDaemonLink(config: Config, options: ShimOptions, logger: Logger): DaemonLink {
+  const host = ["0.0.0.0", "::", ""].includes(config.daemon.host) ? "127.0.0.1" : config.daemon.host;
+  const url = `ws://${host.includes(":") ? `[${host}]` : host}:${config.daemon.port}/`;
+  const windowMs = options.connectWindowMs ?? 10_000;
+  const cliPath = options.cliPath ?? fileURLToPath(new URL("../cli.js", import.meta.url));
+  let current: WebSocket | undefined;
+  let attempt: Promise<WebSocket> | undefined;
+  let sessionId: string | undefined;
+  let daemonId: string | undefined;
+  let lastSpawnAt = Number.NEGATIVE_INFINITY;
+  const watchers = new Map<string, { onFrame(frame: ServerFrame): void; onClose(): void }>();
+  const listWaiters = new Set<{ resolve(tools: Tool[]): void; reject(error: Error): void }>();
+
+  /** Starts `exai daemon` detached, at most once per connect window. Returns true when it did. */
+  const spawnDaemon = (): boolean => {
+    if (now() - lastSpawnAt < windowMs) return false;
+    lastSpawnAt = now();
+    logger.info({ url, cli: cliPath }, "no daemon answers; starting `exai daemon`");
+    try {
+      const child = spawn(process.execPath, [cliPath, "daemon"], {
+        detached: true,
+        stdio: "ignore",
+        env: options.daemonEnv ?? process.env,
+      });
+      child.on("error", (error) => logger.warn({ err: error }, "could not start the daemon"));
+      child.unref();
+    } catch (error) {
+      logger.warn({ err: error }, "could not start the daemon");
+    }
+    return true;
+  };
+
+  const dispatch = (frame: ServerFrame) => {
+    switch (frame.op) {
+      case "call_tool_ack":
+      case "progress":
+      case "call_tool_res":
+        watchers.get(frame.request_id)?.onFrame(frame);
+        return;
+      case "list_tools_res":
+        for (const waiter of listWaiters) waiter.resolve(frame.tools as Tool[]);
+        listWaiters.clear();
+        return;
+      case "error":
+        logger.warn({ code: frame.code, message: frame.message }, "the daemon reported a protocol error");
+        return;
+      default:
+        return;
+    }
+  };
+
+  const onClosed = (socket: WebSocket, code: number) => {
+    if (current !== socket) return;
+    current = undefined;
+    logger.info({ code }, "connection to the daemon closed");
+    for (const waiter of listWaiters) waiter.reject(new Error("the connection to the daemon closed"));
+    listWaiters.clear();
+    for (const watcher of [...watchers.values()]) watcher.onClose();
+  };
+
+  /** One attempt: connect, hello, hello_ack. */
+  const openOnce = (timeoutMs: number): Promise<WebSocket> =>
+    new Promise<WebSocket>((resolve, reject) => {
+      const socket = new WebSocket(url, {
+        handshakeTimeout: timeoutMs,
+        maxPayload: MAX_FRAME_BYTES,
+        perMessageDeflate: false,
+      });
+      let greeted = false;
+      let settled = false;
+      const fail = (failure: LinkFailure) => {
+        if (settled) return;
+        settled = true;
+        clearTimeout(timer);
+        socket.terminate();
+        reject(failure);
+      };
+      const timer = setTimeout(
+        () => fail(new LinkFailure("failed", `no hello_ack within ${timeoutMs} ms`)),
+        timeoutMs,
+      );
+      timer.unref();
+      socket.on("open", () => {
+        socket.send(
+          JSON.stringify({
+            op: "hello",
+            ...(config.daemon.token !== undefined ? { token: config.daemon.token } : {}),
+            ...(sessionId !== undefined ? { session_id: sessionId } : {}),
+            client: { name: "exai-shim", version: VERSION },
+          }),
+        );
+      });
+      socket.on("message", (data: RawData) => {
+        const parsed = parseServerFrame(rawText(data));
+        if (!parsed.ok) {
+          logger.warn({ code: parsed.code, message: parsed.message }, "invalid frame from the daemon");
+          return;
+        }
+        if (greeted) {
+          dispatch(parsed.frame);
+          return;
+        }
+        if (parsed.frame.op !== "hello_ack") {
+          fail(new LinkFailure("failed", `expected hello_ack, got ${parsed.frame.op}`));
+          return;
+        }
+        greeted = true;
+        settled = true;
+        clearTimeout(timer);
+        sessionId = parsed.frame.session_id;
+        daemonId = parsed.frame.daemon_id;
+        current = socket;
+        resolve(socket);
+      });
+      socket.on("error", (error: NodeJS.ErrnoException) => {
+        fail(
+          new LinkFailure(
+            error.code === "ECONNREFUSED" ? "refused" : "failed",
+            error.message || String(error.code),
+          ),
+        );
+      });
+      socket.on("close", (code: number, reason: Buffer) => {
+        if (code === CLOSE_CODES.UNAUTHORIZED || code === CLOSE_CODES.TOKEN_MISSING) {
+          fail(new LinkFailure("auth", `${code} ${reason.toString("utf8")}`));
+        } else {
+          fail(new LinkFailure("failed", `closed with ${code} ${reason.toString("utf8")}`.trim()));
+        }
+        onClosed(socket, code);
+      });
+    });
+
+  const send = (socket: WebSocket, frame: Record<string, unknown>): boolean => {
+    if (socket.readyState !== WebSocket.OPEN) return false;
+    socket.send(JSON.stringify(frame));
+    return true;
+  };
+
+  const unreachable = (last: LinkFailure | undefined, started: boolean) =>
+    new ExaiError(
+      "CANCELLED",
+      `the exai daemon at ${url} is unreachable${last ? ` (${last.message})` : ""}; ${started ? "it was started automatically but " : "it "}did not answer within ${formatSeconds(windowMs / 1000)}. Run \`exai daemon\` in a terminal to see why, or check EXAI_DATA_DIR/logs/exai.log and EXAI_WS_HOST / EXAI_WS_PORT`,
+      { retryable: true, details: { layer: "shim", reason: "daemon_unreachable", daemon_url: url } },
+    );
+
+  return {
+    url,
+    async connect({ spawn: mayStart, deadlineAt, signal }) {
+      const windowEnd = Math.min(now() + windowMs, deadlineAt);
+      let delay = CONNECT_FIRST_DELAY_MS;
+      let maxDelay = CONNECT_MAX_DELAY_MS;
+      let last: LinkFailure | undefined;
+      let started = false;
+      for (;;) {
+        if (current && current.readyState === WebSocket.OPEN) return current;
+        const remaining = windowEnd - now();
+        if (remaining <= 0) throw unreachable(last, started);
+        try {
+          attempt ??= openOnce(Math.min(ATTEMPT_TIMEOUT_MS, remaining)).finally(() => {
+            attempt = undefined;
+          });
+          return await raceSignal(attempt, signal);
+        } catch (error) {
+          if (signal.aborted) throw abortReason(signal);
+          if (!(error instanceof LinkFailure)) throw toExaiError(error, "shim");
+          last = error;
+          if (error.kind === "auth") {
+            throw new ExaiError(
+              "CONFIG_INVALID",
+              `the daemon at ${url} refused this shim's token (${error.message}); set the same EXAI_WS_TOKEN for the shim and the daemon`,
+              { details: { variables: ["EXAI_WS_TOKEN"] } },
+            );
+          }
+          if (error.kind === "refused") {
+            if (!mayStart) throw new DaemonGone(error.message);
+            if (spawnDaemon()) {
+              started = true;
+              // A daemon boots in ~0.7 s: poll it briskly instead of backing off to 2 s.
+              delay = CONNECT_FIRST_DELAY_MS;
+              maxDelay = SPAWNED_MAX_DELAY_MS;
+            }
+          }
+          if (now() + delay >= windowEnd) throw unreachable(last, started);
+          logger.debug({ delay_ms: delay, error: error.message }, "daemon not reachable yet; retrying");
+          await sleep(delay, signal);
+          delay = Math.min(delay * 2, maxDelay);
+        }
+      }
+    },
+    daemonId: () => (current ? daemonId : undefined),
+    watch(requestId, handlers) {
+      watchers.set(requestId, handlers);
+      return () => {
+        if (watchers.get(requestId) === handlers) watchers.delete(requestId);
+      };
+    },
+    listTools(socket, signal) {
+      return new Promise<Tool[]>((resolve, reject) => {
+        if (signal.aborted) {
+          reject(abortReason(signal));
+          return;
+        }
+        const waiter = {
+          resolve(tools: Tool[]) {
+            signal.removeEventListener("abort", onAbort);
+            resolve(tools);
+          },
+          reject(error: Error) {
+            signal.removeEventListener("abort", onAbort);
+            reject(error);
+          },
+        };
+        const onAbort = () => {
+          listWaiters.delete(waiter);
+          reject(abortReason(signal));
+        };
+        signal.addEventListener("abort", onAbort, { once: true });
+        listWaiters.add(waiter);
+        if (!send(socket, { op: "list_tools" }))
+          waiter.reject(new Error("the connection to the daemon closed"));
+      });
+    },
+    send,
+    async close() {
+      const socket = current;
+      if (!socket) return;
+      for (const requestId of watchers.keys()) send(socket, { op: "cancel", request_id: requestId });
+      watchers.clear();
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(() => {
+          socket.terminate();
+          resolve();
+        }, 300);
+        timer.unref();
+        socket.once("close", () => {
+          clearTimeout(timer);
+          resolve();
+        });
+        socket.close(CLOSE_CODES.NORMAL, "shim closing");
+      });
+    },
+  };
+}
+
+/** The MCP result for an error payload (same shape as the in-process server's). */
+function errorResult(payload: Record<string, unknown>): CallToolResult {
+  return {
+    content: [{ type: "text", text: JSON.stringify(payload, null, 2) }],
+    structuredContent: payload,
+    isError: true,
+  };
+}
+
+function resultFromFrame(frame: CallToolResFrame, traceId: string): CallToolResult {
+  if (frame.error) return errorResult({ status: "error", trace_id: traceId, ...frame.error });
+  if (!frame.outputs) {
+    return errorResult(
+      new ExaiError(
+        "INTERNAL",
+        "the daemon answered without outputs or error; this is a bug, please report it",
+      ).toPayload(traceId),
+    );
+  }
+  return {
+    content: frame.outputs.content as CallToolResult["content"],
+    ...(frame.outputs.structuredContent ? { structuredContent: frame.outputs.structuredContent } : {}),
+  };
+}
+
+/** Where one call_tool exchange stands (for re-sends and for error messages). */
+interface Phase {
+  /** The daemon acknowledged the call. */
+  acked: boolean;
+  /** The frame was sent at least once (a reconnect must not start a new daemon for it). */
+  sent: boolean;
+  /** daemon_id of the daemon it was sent to. */
+  daemonId?: string;
+}
+
+export interface ShimServer {
+  server: Server;
+  link: DaemonLink;
+  close(): Promise<void>;
+}
+
+/** Builds the shim's MCP server (not yet connected to a transport). */
+export function createShimServer(config: Config, options: ShimOptions = {}): ShimServer {
+  const logger = options.logger ?? createLogger({ level: config.logLevel, base: { mode: "shim" } });
+  const link = createDaemonLink(config, options, logger);
+  const random = options.random ?? Math.random;
+  const budgetMs = config.timeouts.shimMs;
+  const budgetText = formatSeconds(budgetMs / 1000);
+  const healthUrl = link.url.replace(/^ws:/, "http:").replace(/\/$/, "/health");
+  let tools: Tool[] | undefined;
+
+  const server = new Server(
+    { name: SERVER_NAME, version: VERSION },
+    { capabilities: { tools: { listChanged: false } }, instructions: SERVER_INSTRUCTIONS },
+  );
+
+  server.setRequestHandler(ListToolsRequestSchema, async (_request, extra) => {
+    if (tools) return { tools };
+    const deadline = startDeadline(budgetMs, "shim", extra.signal);
+    try {
+      for (let attempt = 1; ; attempt++) {
+        const socket = await link.connect({ spawn: true, deadlineAt: deadline.at, signal: deadline.signal });
+        try {
+          tools = await link.listTools(socket, deadline.signal);
+          return { tools };
+        } catch (error) {
+          if (deadline.signal.aborted || attempt >= 3) throw error;
+        }
+      }
+    } catch (error) {
+      const failure = toExaiError(error, "shim");
+      throw new Error(`exai shim: could not list the daemon's tools: ${failure.code}: ${failure.message}`);
+    } finally {
+      deadline.dispose();
+    }
+  });
+
+  /**
+   * One call_tool exchange under one request_id, re-sent after reconnects until the daemon answers.
+   * @throws ExaiError (the deadline's TIMEOUT, CANCELLED, unreachable) or DaemonGone.
+   */
+  const exchange = async (
+    frame: Omit<CallToolFrame, "deadline_ms" | "arguments"> & { arguments: Record<string, unknown> },
+    deadline: ReturnType<typeof startDeadline>,
+    onProgress: ((frame: ProgressFrame) => void) | undefined,
+    phase: Phase,
+  ): Promise<CallToolResFrame> => {
+    const signal = deadline.signal;
+    for (;;) {
+      const socket = await link.connect({ spawn: !phase.sent, deadlineAt: deadline.at, signal });
+      if (phase.sent && phase.daemonId !== undefined && link.daemonId() !== phase.daemonId) {
+        // Another daemon answers now: the one running this call is gone, and re-sending would run it twice.
+        throw new DaemonGone("a different daemon answered the reconnect");
+      }
+      const answer = await new Promise<CallToolResFrame | "closed">((resolve, reject) => {
+        const finish = () => {
+          unwatch();
+          signal.removeEventListener("abort", onAbort);
+        };
+        const onAbort = () => {
+          finish();
+          // Best effort: the daemon stops the call (down to the provider request).
+          link.send(socket, { op: "cancel", request_id: frame.request_id });
+          reject(abortReason(signal));
+        };
+        const unwatch = link.watch(frame.request_id, {
+          onFrame(incoming) {
+            if (incoming.op === "call_tool_ack") phase.acked = true;
+            else if (incoming.op === "progress") onProgress?.(incoming);
+            else if (incoming.op === "call_tool_res") {
+              finish();
+              resolve(incoming);
+            }
+          },
+          onClose() {
+            finish();
+            resolve("closed");
+          },
+        });
+        signal.addEventListener("abort", onAbort, { once: true });
+        const sent = link.send(socket, {
+          ...frame,
+          deadline_ms: Math.max(0, Math.floor(deadline.remainingMs() - TRANSIT_MARGIN_MS)),
+        });
+        if (!sent) {
+          finish();
+          resolve("closed");
+          return;
+        }
+        phase.sent = true;
+        phase.daemonId = link.daemonId();
+      });
+      if (answer !== "closed") return answer;
+      if (signal.aborted) throw abortReason(signal);
+      logger.info({ request_id: frame.request_id }, "connection lost mid-call; reconnecting to re-attach");
+    }
+  };
+
+  server.setRequestHandler(CallToolRequestSchema, async (request, extra): Promise<CallToolResult> => {
+    const started = now();
+    const meta = request.params._meta as Record<string, unknown> | undefined;
+    const traceId = traceIdFromMeta(meta) ?? randomUUID().replace(/-/g, "");
+    const progressToken = meta?.progressToken as string | number | undefined;
+    const deadline = startDeadline(budgetMs, "shim", extra.signal);
+    let lastProgress = 0;
+    const onProgress =
+      progressToken === undefined
+        ? undefined
+        : (frame: ProgressFrame) => {
+            // Elapsed ms on the shim's monotonic clock: strictly increasing even across re-sends.
+            lastProgress = Math.max(lastProgress + 1, Math.round(now() - started));
+            extra
+              .sendNotification({
+                method: "notifications/progress",
+                params: { progressToken, progress: lastProgress, total: budgetMs, message: frame.message },
+              })
+              .catch((error: unknown) => logger.debug({ err: error }, "progress notification not delivered"));
+          };
+    const phase: Phase = { acked: false, sent: false };
+    try {
+      for (let retry = 0; ; retry++) {
+        const requestId = randomUUID();
+        phase.acked = false;
+        phase.sent = false;
+        phase.daemonId = undefined;
+        const answer = await exchange(
+          {
+            op: "call_tool",
+            request_id: requestId,
+            name: request.params.name,
+            arguments: request.params.arguments ?? {},
+            trace_id: traceId,
+            progress: progressToken !== undefined,
+          },
+          deadline,
+          onProgress,
+          phase,
+        );
+        const retryAfterS = answer.error?.retry_after;
+        if (answer.error?.code === "OVER_CAPACITY" && retry < config.admission.retries) {
+          // At least what the daemon asked for, up to twice that, and a growing floor.
+          const floor = OVER_CAPACITY_BASE_MS * 2 ** retry;
+          const delay = Math.max((retryAfterS ?? 0.5) * 1000, floor) * (1 + random());
+          if (delay < deadline.remainingMs() - TRANSIT_MARGIN_MS) {
+            logger.debug(
+              { trace_id: traceId, retry: retry + 1, delay_ms: Math.round(delay) },
+              "OVER_CAPACITY; retrying",
+            );
+            await sleep(delay, deadline.signal);
+            continue;
+          }
+        }
+        return resultFromFrame(answer, traceId);
+      }
+    } catch (error) {
+      return errorResult(describeFailure(error, phase, traceId).toPayload(traceId));
+    } finally {
+      deadline.dispose();
+    }
+  });
+
+  const describeFailure = (error: unknown, phase: Phase, traceId: string): ExaiError => {
+    if (error instanceof DaemonGone) {
+      logger.warn({ trace_id: traceId }, "the daemon went away during a call");
+      return new ExaiError(
+        "CANCELLED",
+        `the exai daemon at ${link.url} went away during the call (reconnect refused: ${error.message}); the call did not complete and its result is lost. Retry it: the next call starts a new daemon automatically (or run \`exai daemon\`; inspect ${healthUrl} and EXAI_DATA_DIR/logs/exai.log)`,
+        { retryable: true, details: { layer: "shim", reason: "daemon_gone", daemon_url: link.url } },
+      );
+    }
+    const failure = toExaiError(error, "shim");
+    if (failure.code === "TIMEOUT" && failure.details.layer === "shim") {
+      const message = phase.sent
+        ? `the daemon did not answer within the shim ceiling of ${budgetText} (EXAI_SHIM_RPC_TIMEOUT)${phase.acked ? " although it accepted the call" : ""}; it may be frozen (stopped) or overloaded. Check ${healthUrl} and EXAI_DATA_DIR/logs/exai.log, or stop the daemon process: the next call starts a new one`
+        : `could not reach the exai daemon at ${link.url} within the shim ceiling of ${budgetText} (EXAI_SHIM_RPC_TIMEOUT); it may be frozen (stopped) or overloaded. Check ${healthUrl}, or stop the daemon process: the next call starts a new one`;
+      logger.warn({ trace_id: traceId, acked: phase.acked }, "shim ceiling reached");
+      return new ExaiError("TIMEOUT", message, {
+        retryable: true,
+        details: { layer: "shim", budget_s: budgetMs / 1000, daemon_url: link.url },
+      });
+    }
+    return failure;
+  };
+
+  return {
+    server,
+    link,
+    async close() {
+      await link.close();
+      await server.close().catch(() => undefined); // already closed by the peer: nothing to do
+    },
+  };
+}
+
+/** Runs the shim on stdin/stdout until the client disconnects, then exits. */
+export async function runShim(config: Config, options: ShimOptions = {}): Promise<void> {
+  const logger = options.logger ?? createLogger({ level: config.logLevel, base: { mode: "shim" } });
+  const shim = createShimServer(config, { ...options, logger });
+  let stopping = false;
+  const stop = async (reason: string) => {
+    if (stopping) return;
+    stopping = true;
+    logger.info({ reason }, "exai shim stopping");
+    await shim.close();
+    process.exit(0);
+  };
+  shim.server.onclose = () => void stop("client disconnected");
+  process.stdin.once("end", () => void stop("stdin closed"));
+  process.once("SIGTERM", () => void stop("SIGTERM"));
+  process.once("SIGINT", () => void stop("SIGINT"));
+  await shim.server.connect(new StdioServerTransport());
+  logger.info({ daemon: shim.link.url }, "exai shim ready");
+}

@@ -1,0 +1,311 @@
+/**
+ * The daemon's HTTP side (SPEC §7): /health, /metrics, and /mcp — MCP Streamable HTTP with
+ * sessions, progress over SSE, Host-header validation and the bearer token — plus the secrets
+ * rule (the token never reaches a log) and graceful shutdown on SIGTERM, with a real process.
+ */
+import { spawn } from "node:child_process";
+import { existsSync, readFileSync } from "node:fs";
+import http from "node:http";
+import { createServer } from "node:net";
+import { join } from "node:path";
+import { Client } from "@modelcontextprotocol/sdk/client/index.js";
+import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
+import { afterEach, describe, expect, it } from "vitest";
+import WebSocket from "ws";
+import { createDaemon, type Daemon } from "../src/daemon/server.js";
+import { createLogger } from "../src/logging.js";
+import { createRuntime, type Runtime } from "../src/runtime/runtime.js";
+import { listTools } from "../src/server/mcp.js";
+import { startFakeProvider, type FakeProvider } from "../src/testing/fake-provider.js";
+import { CLI, fastEnv, makeConfig, providerEnv, REPO_ROOT, structured, tempDir } from "./support/harness.js";
+
+const cleanups: Array<() => Promise<void> | void> = [];
+afterEach(async () => {
+  for (const cleanup of cleanups.splice(0).reverse()) {
+    try {
+      await cleanup();
+    } catch {
+      // One failed cleanup must not keep the others from running.
+    }
+  }
+});
+
+interface TestDaemon {
+  daemon: Daemon;
+  runtime: Runtime;
+  fake: FakeProvider;
+  base: string;
+}
+
+async function startDaemon(env: Record<string, string> = {}): Promise<TestDaemon> {
+  const fake = await startFakeProvider();
+  const data = tempDir("exai-http-");
+  const config = makeConfig(fastEnv({ EXAI_DATA_DIR: data.path, ...providerEnv(fake), ...env }));
+  const runtime = createRuntime(config, { mode: "daemon", logger: createLogger({ level: "silent" }) });
+  const daemon = await createDaemon(config, { host: "127.0.0.1", port: 0, runtime });
+  cleanups.push(async () => {
+    await daemon.close({ drainMs: 0 });
+    await runtime.close();
+    await fake.close();
+    data.cleanup();
+  });
+  return { daemon, runtime, fake, base: `http://127.0.0.1:${daemon.port}` };
+}
+
+async function mcpClient(base: string, headers: Record<string, string> = {}): Promise<Client> {
+  const transport = new StreamableHTTPClientTransport(new URL(`${base}/mcp`), { requestInit: { headers } });
+  const client = new Client({ name: "exai-http-test", version: "1.0.0" });
+  await client.connect(transport);
+  cleanups.push(() => client.close());
+  return client;
+}
+
+/** A raw HTTP request (fetch does not let a test set the Host header). */
+function rawRequest(
+  url: string,
+  options: { method: string; headers: Record<string, string>; body?: string },
+): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    const request = http.request(url, { method: options.method, headers: options.headers }, (response) => {
+      let body = "";
+      response.on("data", (chunk: Buffer) => (body += chunk.toString()));
+      response.on("end", () => resolve({ status: response.statusCode ?? 0, body }));
+    });
+    request.on("error", reject);
+    request.setTimeout(2000, () => request.destroy(new Error("request timed out")));
+    request.end(options.body);
+  });
+}
+
+const initialize = JSON.stringify({
+  jsonrpc: "2.0",
+  id: 1,
+  method: "initialize",
+  params: { protocolVersion: "2025-06-18", capabilities: {}, clientInfo: { name: "raw", version: "1" } },
+});
+const mcpHeaders = { "content-type": "application/json", accept: "application/json, text/event-stream" };
+
+describe("daemon HTTP: /health and /metrics", () => {
+  it("/health reports status, uptime, inflight per cap, sessions, providers and version", async () => {
+    const { base } = await startDaemon();
+    const response = await fetch(`${base}/health`);
+    expect(response.headers.get("content-type")).toMatch(/application\/json/);
+    const body = (await response.json()) as Record<string, unknown>;
+    expect(body).toMatchObject({
+      status: "ok",
+      version: expect.any(String),
+      uptime_s: expect.any(Number),
+      sessions: { websocket: 0, mcp: 0 },
+      providers: expect.arrayContaining(["glm", "kimi"]),
+      inflight: { global: { inflight: 0, cap: 16 } },
+    });
+  });
+
+  it("/metrics serves Prometheus text from the daemon's own registry", async () => {
+    const { base } = await startDaemon();
+    const client = await mcpClient(base);
+    await client.callTool({ name: "chat", arguments: { prompt: "count me" } });
+    const response = await fetch(`${base}/metrics`);
+    expect(response.headers.get("content-type")).toMatch(/text\/plain/);
+    const text = await response.text();
+    expect(text).toMatch(/exai_calls_total\{tool="chat",outcome="success"\} 1/);
+    expect(text).toMatch(/exai_call_duration_seconds_count\{tool="chat"\} 1/);
+    expect(text).toMatch(/exai_calls_inflight 0/);
+    expect(text).toMatch(/exai_provider_requests_total\{provider="glm",status="ok"\} 1/);
+    expect(text).toMatch(/exai_sessions\{transport="mcp"\} 1/);
+    expect(text).not.toMatch(/process_cpu/); // not prom-client's global default registry
+  });
+});
+
+describe("daemon HTTP: /mcp (Streamable HTTP)", () => {
+  it("serves tools/list and tools/call with progress over SSE, one session per client", async () => {
+    const { base, runtime, fake } = await startDaemon({
+      EXAI_WS_PROGRESS_INTERVAL_SECS: "0.2",
+      EXPERT_HEARTBEAT_INTERVAL_SECS: "0.2",
+    });
+    fake.setDefaultDelay(1000);
+    const client = await mcpClient(base);
+    const listed = await client.listTools();
+    expect(listed.tools.map((tool) => tool.name)).toEqual(
+      listTools(runtime.executor.tools()).map((tool) => tool.name),
+    );
+    const progress: number[] = [];
+    const result = await client.callTool(
+      { name: "chat", arguments: { prompt: "over http" }, _meta: { trace_id: "trace-http-0001" } },
+      undefined,
+      { onprogress: (event) => progress.push(event.progress) },
+    );
+    expect(structured(result)).toMatchObject({ status: "success" });
+    expect(progress.length).toBeGreaterThanOrEqual(3);
+    expect(fake.chatRequests()[0]?.headers["x-request-id"]).toBe("trace-http-0001");
+    const second = await mcpClient(base);
+    await second.listTools();
+    expect(
+      ((await (await fetch(`${base}/health`)).json()) as { sessions: { mcp: number } }).sessions.mcp,
+    ).toBe(2);
+  });
+
+  it("refuses a foreign Host header (DNS rebinding) and a foreign Origin with 403", async () => {
+    const { base, daemon } = await startDaemon();
+    const evil = await rawRequest(`${base}/mcp`, {
+      method: "POST",
+      headers: { ...mcpHeaders, host: "evil.example.com" },
+      body: initialize,
+    });
+    expect(evil.status).toBe(403);
+    expect(JSON.parse(evil.body)).toMatchObject({ error: { message: expect.stringMatching(/Host/) } });
+    const origin = await rawRequest(`${base}/mcp`, {
+      method: "POST",
+      headers: { ...mcpHeaders, host: `localhost:${daemon.port}`, origin: "https://evil.example.com" },
+      body: initialize,
+    });
+    expect(origin.status).toBe(403);
+    const local = await rawRequest(`${base}/mcp`, {
+      method: "POST",
+      headers: { ...mcpHeaders, host: `localhost:${daemon.port}` },
+      body: initialize,
+    });
+    expect(local.status).toBe(200);
+    // A web page cannot open the WebSocket either (browsers always send Origin).
+    const ws = new WebSocket(daemon.url, { origin: "https://evil.example.com" });
+    const refused = await new Promise<string>((resolve) => {
+      ws.on("unexpected-response", (_request, response) => resolve(String(response.statusCode)));
+      ws.on("open", () => resolve("open"));
+      ws.on("error", (error) => resolve(error.message));
+    });
+    ws.terminate();
+    expect(refused).toMatch(/403/);
+  });
+
+  it("requires the bearer token when EXAI_WS_TOKEN is set", async () => {
+    const { base } = await startDaemon({ EXAI_WS_TOKEN: "http-token-123" });
+    const missing = await rawRequest(`${base}/mcp`, {
+      method: "POST",
+      headers: mcpHeaders,
+      body: initialize,
+    });
+    expect(missing.status).toBe(401);
+    const wrong = await rawRequest(`${base}/mcp`, {
+      method: "POST",
+      headers: { ...mcpHeaders, authorization: "Bearer nope" },
+      body: initialize,
+    });
+    expect(wrong.status).toBe(401);
+    const client = await mcpClient(base, { Authorization: "Bearer http-token-123" });
+    expect((await client.listTools()).tools.length).toBeGreaterThan(0);
+  });
+
+  it("answers a request with an unknown session id 404 and one without a session 400", async () => {
+    const { base } = await startDaemon();
+    const list = JSON.stringify({ jsonrpc: "2.0", id: 2, method: "tools/list", params: {} });
+    const unknown = await rawRequest(`${base}/mcp`, {
+      method: "POST",
+      headers: { ...mcpHeaders, "mcp-session-id": "no-such-session" },
+      body: list,
+    });
+    expect(unknown.status).toBe(404);
+    const none = await rawRequest(`${base}/mcp`, { method: "POST", headers: mcpHeaders, body: list });
+    expect(none.status).toBe(400);
+    const garbage = await rawRequest(`${base}/mcp`, { method: "POST", headers: mcpHeaders, body: "{oops" });
+    expect(garbage.status).toBe(400);
+  });
+});
+
+/** A port nothing listens on right now. */
+async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once("error", reject);
+    server.listen(0, "127.0.0.1", () => {
+      const address = server.address();
+      const port = typeof address === "object" && address !== null ? address.port : 0;
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+describe("daemon process: secrets and graceful shutdown", () => {
+  it("never logs the token, and on SIGTERM finishes the call in flight, then exits 0", async () => {
+    const token = "tok-SECRET-9f8e7d6c5b4a";
+    const fake = await startFakeProvider();
+    const data = tempDir("exai-http-proc-");
+    const port = await freePort();
+    cleanups.push(async () => {
+      await fake.close();
+      data.cleanup();
+    });
+    const env = fastEnv({
+      EXAI_DATA_DIR: data.path,
+      EXAI_WS_HOST: "127.0.0.1",
+      EXAI_WS_PORT: String(port),
+      EXAI_WS_TOKEN: token,
+      EXAI_LOG_LEVEL: "debug",
+      ...providerEnv(fake),
+    });
+    const child = spawn(process.execPath, [CLI, "daemon"], {
+      cwd: REPO_ROOT,
+      env: { PATH: process.env.PATH, HOME: process.env.HOME, ...env },
+      stdio: ["ignore", "ignore", "pipe"],
+    });
+    cleanups.push(() => {
+      if (child.exitCode === null && child.signalCode === null) child.kill("SIGKILL");
+    });
+    let stderr = "";
+    child.stderr.on("data", (chunk: Buffer) => (stderr += chunk.toString()));
+    const exited = new Promise<number | null>((resolve) => child.on("exit", (code) => resolve(code)));
+    const base = `http://127.0.0.1:${port}`;
+    const started = performance.now();
+    for (;;) {
+      const up = await fetch(`${base}/health`, { signal: AbortSignal.timeout(300) }).then(
+        (response) => response.ok,
+        () => false,
+      );
+      if (up) break;
+      if (performance.now() - started > 8000) throw new Error(`the daemon did not start: ${stderr}`);
+      await new Promise((resolve) => setTimeout(resolve, 25));
+    }
+
+    const open = async (hello: Record<string, unknown>) => {
+      const ws = new WebSocket(`ws://127.0.0.1:${port}/`);
+      cleanups.push(() => ws.terminate());
+      const frames: Array<Record<string, unknown>> = [];
+      const closed = new Promise<number>((resolve) => ws.on("close", (code) => resolve(code)));
+      ws.on("message", (raw) => frames.push(JSON.parse(String(raw)) as Record<string, unknown>));
+      ws.on("error", () => undefined);
+      await new Promise((resolve) => ws.once("open", resolve));
+      ws.send(JSON.stringify({ op: "hello", ...hello }));
+      return { ws, frames, closed };
+    };
+    const wrong = await open({ token: `${token}-wrong` });
+    expect(await wrong.closed).toBe(4003);
+    const good = await open({ token });
+    await rawRequest(`${base}/mcp`, {
+      method: "POST",
+      headers: { ...mcpHeaders, authorization: `Bearer ${token}x` },
+      body: initialize,
+    });
+    while (!good.frames.some((frame) => frame.op === "hello_ack"))
+      await new Promise((r) => setTimeout(r, 10));
+
+    fake.setDefaultDelay(800);
+    good.ws.send(
+      JSON.stringify({ op: "call_tool", request_id: "in-flight", name: "chat", arguments: { prompt: "p" } }),
+    );
+    await fake.waitForRequests(1);
+    child.kill("SIGTERM");
+    // New connections are refused while draining; the call in flight still gets its result.
+    const code = await exited;
+    expect(code).toBe(0);
+    const result = good.frames.find((frame) => frame.op === "call_tool_res");
+    expect(result).toMatchObject({ request_id: "in-flight", outputs: expect.any(Object) });
+
+    const logFile = join(data.path, "logs", "exai.log");
+    expect(existsSync(logFile)).toBe(true);
+    const fileLog = readFileSync(logFile, "utf8");
+    expect(fileLog).toContain("exai daemon listening");
+    expect(fileLog).toContain("unauthorized"); // the refused hello is logged — without the token
+    expect(stderr).toContain("listening on ws://");
+    expect(stderr).not.toContain(token);
+    expect(fileLog).not.toContain(token);
+  });
+});

@@ -1,0 +1,403 @@
+/**
+ * The daemon's WebSocket protocol (SPEC §7), against an in-process daemon on a free port and raw
+ * WebSocket clients: the hello handshake and its close codes, bad frames, request_id re-attach and
+ * the result cache, explicit call_key DUPLICATE, OVER_CAPACITY at once, cancellation down to the
+ * provider request, and every admission slot released whatever the outcome.
+ */
+import { afterEach, describe, expect, it } from "vitest";
+import WebSocket from "ws";
+import { createDaemon, type Daemon, type DaemonOptions } from "../src/daemon/server.js";
+import { CLOSE_CODES, parseClientFrame, parseServerFrame } from "../src/daemon/protocol.js";
+import { createLogger } from "../src/logging.js";
+import { createRuntime, type Runtime } from "../src/runtime/runtime.js";
+import { listTools } from "../src/server/mcp.js";
+import { startFakeProvider, type FakeProvider } from "../src/testing/fake-provider.js";
+import { fastEnv, makeConfig, providerEnv, tempDir } from "./support/harness.js";
+
+type Frame = Record<string, unknown> & { op: string };
+
+const cleanups: Array<() => Promise<void> | void> = [];
+afterEach(async () => {
+  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
+});
+
+interface TestDaemon {
+  daemon: Daemon;
+  runtime: Runtime;
+  fake: FakeProvider;
+  http: string;
+}
+
+async function startDaemon(
+  env: Record<string, string> = {},
+  options: Partial<DaemonOptions> = {},
+): Promise<TestDaemon> {
+  const fake = await startFakeProvider();
+  const data = tempDir("exai-daemon-");
+  const config = makeConfig(fastEnv({ EXAI_DATA_DIR: data.path, ...providerEnv(fake), ...env }));
+  const runtime = createRuntime(config, { mode: "daemon", logger: createLogger({ level: "silent" }) });
+  const daemon = await createDaemon(config, { host: "127.0.0.1", port: 0, runtime, ...options });
+  cleanups.push(async () => {
+    await daemon.close({ drainMs: 0 });
+    await runtime.close();
+    await fake.close();
+    data.cleanup();
+  });
+  return { daemon, runtime, fake, http: `http://127.0.0.1:${daemon.port}` };
+}
+
+/** A raw WebSocket client that records every frame and can wait for one. */
+class TestSocket {
+  readonly frames: Frame[] = [];
+  /** performance.now() at which each frame arrived. */
+  readonly receivedAt = new Map<Frame, number>();
+  readonly closed: Promise<{ code: number; reason: string }>;
+  private readonly listeners = new Set<() => void>();
+
+  constructor(readonly ws: WebSocket) {
+    ws.on("message", (data) => {
+      const frame = JSON.parse(String(data)) as Frame;
+      this.frames.push(frame);
+      this.receivedAt.set(frame, performance.now());
+      for (const listener of this.listeners) listener();
+    });
+    ws.on("error", () => undefined); // close codes are what the tests look at
+    this.closed = new Promise((resolve) =>
+      ws.on("close", (code, reason) => resolve({ code, reason: reason.toString() })),
+    );
+  }
+
+  send(frame: unknown): void {
+    this.ws.send(typeof frame === "string" ? frame : JSON.stringify(frame));
+  }
+
+  /** Resolves with the first recorded frame matching `predicate` (waits up to `timeoutMs`). */
+  waitFor(predicate: (frame: Frame) => boolean, timeoutMs = 3000): Promise<Frame> {
+    return new Promise((resolve, reject) => {
+      const check = () => {
+        const found = this.frames.find(predicate);
+        if (!found) return false;
+        clearTimeout(timer);
+        this.listeners.delete(listener);
+        resolve(found);
+        return true;
+      };
+      const listener = () => void check();
+      const timer = setTimeout(() => {
+        this.listeners.delete(listener);
+        reject(
+          new Error(
+            `no matching frame within ${timeoutMs} ms; got ${JSON.stringify(this.frames.map((f) => f.op))}`,
+          ),
+        );
+      }, timeoutMs);
+      if (!check()) this.listeners.add(listener);
+    });
+  }
+
+  result(requestId: string, timeoutMs = 3000): Promise<Frame> {
+    return this.waitFor((frame) => frame.op === "call_tool_res" && frame.request_id === requestId, timeoutMs);
+  }
+}
+
+async function connect(url: string, hello: Record<string, unknown> | false = {}): Promise<TestSocket> {
+  const ws = new WebSocket(url);
+  const socket = new TestSocket(ws);
+  cleanups.push(() => ws.terminate());
+  await new Promise<void>((resolve, reject) => {
+    ws.once("open", () => resolve());
+    ws.once("error", reject);
+  });
+  if (hello !== false) {
+    socket.send({ op: "hello", client: { name: "test", version: "1" }, ...hello });
+    await socket.waitFor((frame) => frame.op === "hello_ack");
+  }
+  return socket;
+}
+
+const chat = (requestId: string, prompt: string, extra: Record<string, unknown> = {}) => ({
+  op: "call_tool",
+  request_id: requestId,
+  name: "chat",
+  arguments: { prompt },
+  ...extra,
+});
+
+/** Resolves with the provider request's abortedAt (performance.now()), waiting up to 1 s for it. */
+async function abortedAt(fake: FakeProvider, index = 0): Promise<number> {
+  const deadline = performance.now() + 1000;
+  for (;;) {
+    const at = fake.chatRequests()[index]?.abortedAt;
+    if (at !== undefined) return at;
+    if (performance.now() > deadline) throw new Error("the provider request was not aborted");
+    await new Promise((resolve) => setTimeout(resolve, 5));
+  }
+}
+
+async function health(http: string): Promise<Record<string, unknown>> {
+  const response = await fetch(`${http}/health`);
+  return (await response.json()) as Record<string, unknown>;
+}
+
+/** Every cap of the admission snapshot is back at 0 in flight. */
+async function expectAllSlotsFree(http: string): Promise<void> {
+  const deadline = performance.now() + 2000;
+  for (;;) {
+    const inflight = (await health(http)).inflight as {
+      global: { inflight: number };
+      provider: Record<string, { inflight: number }>;
+      tool: Record<string, { inflight: number }>;
+      session: Record<string, { inflight: number }>;
+    };
+    const busy = [
+      inflight.global.inflight,
+      ...Object.values(inflight.provider).map((cap) => cap.inflight),
+      ...Object.values(inflight.tool).map((cap) => cap.inflight),
+      ...Object.values(inflight.session).map((cap) => cap.inflight),
+    ].some((value) => value !== 0);
+    if (!busy) return;
+    if (performance.now() > deadline)
+      throw new Error(`admission slots still held: ${JSON.stringify(inflight)}`);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}
+
+describe("protocol frames (zod)", () => {
+  it("validates client frames: BAD_FRAME for malformed or invalid, UNKNOWN_OP for other ops", () => {
+    expect(parseClientFrame("{nope")).toMatchObject({ ok: false, code: "BAD_FRAME" });
+    expect(parseClientFrame("[1,2]")).toMatchObject({ ok: false, code: "BAD_FRAME" });
+    expect(parseClientFrame(JSON.stringify({ op: "tool_call" }))).toMatchObject({
+      ok: false,
+      code: "UNKNOWN_OP",
+    });
+    expect(parseClientFrame(JSON.stringify({ op: "call_tool", name: "chat" }))).toMatchObject({
+      ok: false,
+      code: "BAD_FRAME",
+    });
+    const parsed = parseClientFrame(
+      JSON.stringify(chat("r-1", "hi", { deadline_ms: 1500, progress: false })),
+    );
+    expect(parsed).toMatchObject({
+      ok: true,
+      frame: { op: "call_tool", request_id: "r-1", deadline_ms: 1500 },
+    });
+    expect(parseServerFrame(JSON.stringify({ op: "progress", request_id: "r-1" }))).toMatchObject({
+      ok: false,
+    });
+  });
+});
+
+describe("daemon hello handshake", () => {
+  it("answers hello with hello_ack and lists the same tools as MCP tools/list", async () => {
+    const { daemon, runtime } = await startDaemon();
+    const socket = await connect(daemon.url, { session_id: "session-a" });
+    expect(socket.frames[0]).toMatchObject({ op: "hello_ack", ok: true, session_id: "session-a" });
+    socket.send({ op: "list_tools" });
+    const listed = await socket.waitFor((frame) => frame.op === "list_tools_res");
+    expect(listed.tools).toEqual(JSON.parse(JSON.stringify(listTools(runtime.executor.tools()))));
+    socket.send({ op: "health" });
+    expect(await socket.waitFor((frame) => frame.op === "health_res")).toMatchObject({ status: "ok" });
+  });
+
+  it("closes 4003 on a wrong token, 4001 on a missing one, 4000 on an invalid hello, 4002 without hello", async () => {
+    const { daemon } = await startDaemon({ EXAI_WS_TOKEN: "s3cret-token" }, { helloTimeoutMs: 200 });
+    const wrong = await connect(daemon.url, false);
+    wrong.send({ op: "hello", token: "guess" });
+    expect((await wrong.closed).code).toBe(CLOSE_CODES.UNAUTHORIZED);
+    const missing = await connect(daemon.url, false);
+    missing.send({ op: "hello" });
+    expect((await missing.closed).code).toBe(CLOSE_CODES.TOKEN_MISSING);
+    const invalid = await connect(daemon.url, false);
+    invalid.send({ op: "list_tools" });
+    expect((await invalid.closed).code).toBe(CLOSE_CODES.INVALID_HELLO);
+    const silent = await connect(daemon.url, false);
+    const started = performance.now();
+    expect((await silent.closed).code).toBe(CLOSE_CODES.HELLO_TIMEOUT);
+    expect(performance.now() - started).toBeLessThan(1000);
+    const good = await connect(daemon.url, { token: "s3cret-token" });
+    expect(good.frames[0]).toMatchObject({ op: "hello_ack" });
+  });
+});
+
+describe("daemon bad input", () => {
+  it("answers malformed JSON with BAD_FRAME and unknown ops with UNKNOWN_OP; the connection lives on", async () => {
+    const { daemon } = await startDaemon();
+    const socket = await connect(daemon.url);
+    socket.send("{this is not json");
+    expect(await socket.waitFor((frame) => frame.op === "error")).toMatchObject({ code: "BAD_FRAME" });
+    socket.send({ op: "tool_call", request_id: "x" });
+    expect(await socket.waitFor((frame) => frame.op === "error" && frame.code === "UNKNOWN_OP")).toBeTruthy();
+    socket.send({ op: "call_tool", request_id: "bad id with spaces", name: "chat" });
+    await socket.waitFor((frame) => frame.op === "error" && String(frame.message).includes("request_id"));
+    socket.send({ op: "list_tools" });
+    expect(await socket.waitFor((frame) => frame.op === "list_tools_res")).toBeTruthy();
+  });
+
+  it("refuses an oversize frame with close 1009 and keeps serving", async () => {
+    const { daemon, http } = await startDaemon({}, { maxPayloadBytes: 64 * 1024 });
+    const socket = await connect(daemon.url);
+    socket.send(chat("big", "x".repeat(128 * 1024)));
+    expect((await socket.closed).code).toBe(CLOSE_CODES.TOO_BIG);
+    expect((await health(http)).status).toBe("ok");
+    const next = await connect(daemon.url);
+    next.send({ op: "list_tools" });
+    expect(await next.waitFor((frame) => frame.op === "list_tools_res")).toBeTruthy();
+  });
+});
+
+describe("daemon calls", () => {
+  it("acks at once, then returns outputs with the MCP content and structuredContent", async () => {
+    const { daemon, fake } = await startDaemon();
+    const socket = await connect(daemon.url);
+    socket.send(chat("r-1", "hello daemon", { trace_id: "trace-0123456789" }));
+    const ack = await socket.waitFor((frame) => frame.op === "call_tool_ack");
+    expect(ack).toMatchObject({ request_id: "r-1", trace_id: "trace-0123456789", timeout_s: 3 });
+    const result = await socket.result("r-1");
+    const outputs = result.outputs as {
+      content: Array<{ text: string }>;
+      structuredContent: Record<string, unknown>;
+    };
+    expect(outputs.structuredContent).toMatchObject({ status: "success" });
+    expect(JSON.parse(outputs.content[0]?.text ?? "{}")).toEqual(outputs.structuredContent);
+    expect(result.summary).toMatchObject({ tool: "chat", trace_id: "trace-0123456789", outcome: "success" });
+    expect(fake.chatRequests()[0]?.headers["x-request-id"]).toBe("trace-0123456789");
+  });
+
+  it("re-attaches a re-sent request_id to the running call and answers later ones from the cache", async () => {
+    const { daemon, fake } = await startDaemon();
+    fake.setDefaultDelay(400);
+    const first = await connect(daemon.url, { session_id: "shim-1" });
+    first.send(chat("r-attach", "only once"));
+    await first.waitFor((frame) => frame.op === "call_tool_ack");
+    first.ws.terminate(); // the connection drops mid-call; the call keeps running for a grace period
+    const second = await connect(daemon.url, { session_id: "shim-1" });
+    second.send(chat("r-attach", "only once"));
+    const attached = await second.result("r-attach");
+    expect(attached.outputs).toBeDefined();
+    const third = await connect(daemon.url);
+    third.send(chat("r-attach", "only once"));
+    const cached = await third.result("r-attach", 200);
+    expect(cached.outputs).toEqual(attached.outputs);
+    expect(fake.chatRequests()).toHaveLength(1);
+  });
+
+  it("aborts a call whose client disconnected and did not come back within the grace period", async () => {
+    const { daemon, fake, http } = await startDaemon({}, { reconnectGraceMs: 100 });
+    fake.setDefaultDelay(2000);
+    const socket = await connect(daemon.url);
+    socket.send(chat("r-gone", "abandoned"));
+    await fake.waitForRequests(1);
+    const dropped = performance.now();
+    socket.ws.terminate();
+    await expectAllSlotsFree(http);
+    expect((await abortedAt(fake)) - dropped).toBeLessThan(100 + 150);
+  });
+
+  it("answers DUPLICATE with original_request_id at once for an explicit call_key already in flight", async () => {
+    const { daemon, fake } = await startDaemon();
+    fake.setDefaultDelay(1000);
+    const a = await connect(daemon.url);
+    const b = await connect(daemon.url);
+    a.send(chat("r-first", "one", { call_key: "key-42" }));
+    await a.waitFor((frame) => frame.op === "call_tool_ack");
+    const sent = performance.now();
+    b.send(chat("r-second", "two", { call_key: "key-42" }));
+    const duplicate = await b.result("r-second");
+    expect(performance.now() - sent).toBeLessThan(100);
+    expect(duplicate.error).toMatchObject({ code: "DUPLICATE", original_request_id: "r-first" });
+    expect((await a.result("r-first")).outputs).toBeDefined();
+    const metrics = await (await fetch(`http://127.0.0.1:${daemon.port}/metrics`)).text();
+    expect(metrics).toMatch(/exai_rejections_total\{reason="DUPLICATE",cap="call_key"\} 1/);
+  });
+
+  it("refuses calls over the global cap at once with OVER_CAPACITY and retry_after, and counts them", async () => {
+    const { daemon, fake, http } = await startDaemon({
+      EXAI_WS_GLOBAL_MAX_INFLIGHT: "2",
+      EXAI_WS_GLM_MAX_INFLIGHT: "10",
+      EXAI_WS_KIMI_MAX_INFLIGHT: "10",
+    });
+    fake.setDefaultDelay(1000);
+    const socket = await connect(daemon.url);
+    const sent = performance.now();
+    for (let index = 0; index < 5; index++) socket.send(chat(`r-${index}`, `distinct prompt ${index}`));
+    const refused: Frame[] = [];
+    for (let index = 0; index < 5; index++) {
+      const frame = await socket.result(`r-${index}`, 3000);
+      if ((frame.error as { code?: string } | undefined)?.code === "OVER_CAPACITY") refused.push(frame);
+    }
+    expect(refused).toHaveLength(3);
+    for (const frame of refused)
+      expect((frame.error as { retry_after: number }).retry_after).toBeGreaterThan(0);
+    // "At once": the refusals arrived within milliseconds, long before the admitted calls ended.
+    for (const frame of refused) expect((socket.receivedAt.get(frame) ?? Infinity) - sent).toBeLessThan(100);
+    expect(performance.now() - sent).toBeGreaterThan(900); // the two admitted calls took their second
+    const metrics = await (await fetch(`${http}/metrics`)).text();
+    expect(metrics).toMatch(/exai_rejections_total\{reason="OVER_CAPACITY",cap="global"\} 3/);
+    expect(metrics).toMatch(/exai_calls_total\{tool="chat",outcome="OVER_CAPACITY"\} 3/);
+    expect(metrics).toMatch(/exai_calls_total\{tool="chat",outcome="success"\} 2/);
+    await expectAllSlotsFree(http);
+  });
+
+  it("returns OVER_CAPACITY within milliseconds, not after the running calls", async () => {
+    const { daemon, fake } = await startDaemon({ EXAI_WS_GLOBAL_MAX_INFLIGHT: "1" });
+    fake.setDefaultDelay(1000);
+    const socket = await connect(daemon.url);
+    socket.send(chat("busy", "first"));
+    await fake.waitForRequests(1);
+    const sent = performance.now();
+    socket.send(chat("extra", "second"));
+    const refused = await socket.result("extra");
+    expect(performance.now() - sent).toBeLessThan(100);
+    expect(refused.error).toMatchObject({ code: "OVER_CAPACITY" });
+  });
+
+  it("cancel aborts the provider request within 100 ms and releases every slot", async () => {
+    const { daemon, fake, http } = await startDaemon();
+    fake.setDefaultDelay(2000);
+    const socket = await connect(daemon.url);
+    socket.send(chat("r-cancel", "cancel me"));
+    await fake.waitForRequests(1);
+    const cancelled = performance.now();
+    socket.send({ op: "cancel", request_id: "r-cancel" });
+    const result = await socket.result("r-cancel");
+    expect(result.error).toMatchObject({ code: "CANCELLED" });
+    expect((await abortedAt(fake)) - cancelled).toBeLessThan(100);
+    await expectAllSlotsFree(http);
+  });
+
+  it("releases every slot after success, provider error and timeout", async () => {
+    const { daemon, fake, http } = await startDaemon({
+      SIMPLE_TOOL_TIMEOUT_SECS: "1",
+      EXPERT_HEARTBEAT_INTERVAL_SECS: "0.2",
+      EXAI_WS_PROGRESS_INTERVAL_SECS: "0.2",
+    });
+    const socket = await connect(daemon.url);
+    socket.send(chat("ok", "fine"));
+    expect((await socket.result("ok")).outputs).toBeDefined();
+    await expectAllSlotsFree(http);
+    fake.enqueue({ fault: { kind: "status", status: 400 } });
+    socket.send(chat("err", "bad request"));
+    expect((await socket.result("err")).error).toMatchObject({ code: "PROVIDER_ERROR" });
+    await expectAllSlotsFree(http);
+    fake.enqueue({ fault: { kind: "hang_before_headers" }, times: 5 });
+    socket.send(chat("slow", "hangs"));
+    expect((await socket.result("slow")).error).toMatchObject({ code: "TIMEOUT", layer: "tool" });
+    await expectAllSlotsFree(http);
+    const metrics = await (await fetch(`${http}/metrics`)).text();
+    expect(metrics).toMatch(/exai_timeouts_total\{layer="tool"\} 1/);
+    expect(metrics).toMatch(/exai_provider_requests_total\{provider="glm",status="400"\} 1/);
+  });
+
+  it("uses deadline_ms as the caller's budget (TIMEOUT names the client layer)", async () => {
+    const { daemon, fake } = await startDaemon();
+    fake.enqueue({ fault: { kind: "hang_before_headers" } });
+    const socket = await connect(daemon.url);
+    const sent = performance.now();
+    socket.send(chat("tight", "hurry", { deadline_ms: 300 }));
+    const ack = await socket.waitFor((frame) => frame.op === "call_tool_ack");
+    expect(ack.timeout_s).toBe(0.3);
+    const result = await socket.result("tight");
+    expect(result.error).toMatchObject({ code: "TIMEOUT", layer: "client" });
+    expect(performance.now() - sent).toBeLessThan(300 + 100);
+  });
+});
