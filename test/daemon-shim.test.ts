@@ -4,48 +4,25 @@
  * this process. Parallelism, coalescing across shims, OVER_CAPACITY retries, progress, reconnects,
  * a killed daemon, client cancellation, and which layer's timeout fires.
  */
-import { spawn, type ChildProcess } from "node:child_process";
 import { readFileSync } from "node:fs";
-import { createServer } from "node:net";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { startFakeProvider, type FakeProvider } from "../src/testing/fake-provider.js";
+import { fastEnv, providerEnv, structured, tempDir } from "./support/harness.js";
 import {
-  CLI,
-  connectStdioClient,
-  fastEnv,
-  providerEnv,
-  REPO_ROOT,
-  structured,
-  tempDir,
-  type StdioClient,
-} from "./support/harness.js";
+  expectAllSlotsFree,
+  freePort,
+  health,
+  killDaemonOn,
+  runCleanups,
+  sleep,
+  startDaemon,
+  startShim,
+  type Cleanup,
+} from "./support/daemon.js";
 
-const cleanups: Array<() => Promise<void> | void> = [];
-afterEach(async () => {
-  for (const cleanup of cleanups.splice(0).reverse()) {
-    try {
-      await cleanup();
-    } catch {
-      // One failed cleanup must not keep the others (process kills) from running.
-    }
-  }
-});
-
-/** A port nothing listens on right now. */
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once("error", reject);
-    server.listen(0, "127.0.0.1", () => {
-      const address = server.address();
-      const port = typeof address === "object" && address !== null ? address.port : 0;
-      server.close(() => resolve(port));
-    });
-  });
-}
-
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+const cleanups: Cleanup[] = [];
+afterEach(() => runCleanups(cleanups));
 
 interface Setup {
   fake: FakeProvider;
@@ -76,75 +53,12 @@ async function setup(overrides: Record<string, string> = {}): Promise<Setup> {
   return { fake, env, port, http, dataDir: data.path };
 }
 
-async function health(http: string, timeoutMs = 1000): Promise<Record<string, unknown>> {
-  const response = await fetch(`${http}/health`, { signal: AbortSignal.timeout(timeoutMs) });
-  return (await response.json()) as Record<string, unknown>;
-}
-
-/** Kills whatever daemon answers /health on `http` (e.g. one a shim started). */
-async function killDaemonOn(http: string): Promise<void> {
-  try {
-    const { pid } = await health(http, 500);
-    if (typeof pid === "number" && pid !== process.pid) process.kill(pid, "SIGKILL");
-  } catch {
-    // Nothing answers: no daemon left to kill.
-  }
-}
-
-interface DaemonProcess {
-  child: ChildProcess;
-  stderr: () => string;
-}
-
-/** Starts `exai daemon` and waits until /health answers. */
-async function startDaemon(s: Setup, extraEnv: Record<string, string> = {}): Promise<DaemonProcess> {
-  const child = spawn(process.execPath, [CLI, "daemon"], {
-    cwd: REPO_ROOT,
-    env: { PATH: process.env.PATH, HOME: process.env.HOME, ...s.env, ...extraEnv },
-    stdio: ["ignore", "ignore", "pipe"],
-  });
-  let stderr = "";
-  child.stderr?.on("data", (chunk: Buffer) => {
-    stderr += chunk.toString();
-  });
-  cleanups.push(() => {
-    if (child.exitCode === null && child.signalCode === null) {
-      child.kill("SIGCONT");
-      child.kill("SIGKILL");
-    }
-  });
-  const deadline = performance.now() + 8000;
-  for (;;) {
-    try {
-      if ((await health(s.http, 300)).status === "ok") return { child, stderr: () => stderr };
-    } catch {
-      // not listening yet
-    }
-    if (child.exitCode !== null) throw new Error(`the daemon exited early: ${stderr}`);
-    if (performance.now() > deadline) throw new Error(`the daemon did not start: ${stderr}`);
-    await sleep(50);
-  }
-}
-
-async function startShim(s: Setup): Promise<StdioClient> {
-  const shim = await connectStdioClient(s.env, ["shim"]);
-  cleanups.push(() => shim.close());
-  return shim;
-}
+/** Starts `exai daemon` for this setup (extra environment on top). */
+const startDaemonFor = (s: Setup, extraEnv: Record<string, string> = {}) =>
+  startDaemon({ ...s.env, ...extraEnv }, s.http, cleanups);
+const startShimFor = (s: Setup) => startShim(s.env, cleanups);
 
 const chat = (prompt: string) => ({ name: "chat", arguments: { prompt } });
-
-/** Every admission cap is back at 0 in flight (polls /health up to 2 s). */
-async function expectAllSlotsFree(http: string): Promise<void> {
-  const deadline = performance.now() + 2000;
-  for (;;) {
-    const inflight = (await health(http)).inflight as Record<string, unknown>;
-    const values = JSON.stringify(inflight).match(/"inflight":\d+/g) ?? [];
-    if (values.every((value) => value === '"inflight":0')) return;
-    if (performance.now() > deadline) throw new Error(`slots still held: ${JSON.stringify(inflight)}`);
-    await sleep(20);
-  }
-}
 
 describe("daemon + shims: parallel calls and coalescing", () => {
   it("runs 2 shims × 3 concurrent 1 s calls in parallel (wall < 2 s) with trace_id end to end", async () => {
@@ -154,8 +68,8 @@ describe("daemon + shims: parallel calls and coalescing", () => {
       EXAI_WS_KIMI_MAX_INFLIGHT: "16",
     });
     s.fake.setDefaultDelay(1000);
-    await startDaemon(s);
-    const shims = await Promise.all([startShim(s), startShim(s)]);
+    await startDaemonFor(s);
+    const shims = await Promise.all([startShimFor(s), startShimFor(s)]);
     await Promise.all(shims.map((shim) => shim.client.listTools()));
     const started = performance.now();
     const results = await Promise.all(
@@ -181,15 +95,22 @@ describe("daemon + shims: parallel calls and coalescing", () => {
     );
     const metadata = structured(results[0]).metadata as Record<string, unknown>;
     expect(metadata.trace_id).toBe("trace-parallel-0-0");
-    const toolLog = readFileSync(join(s.dataDir, "logs", "toolcalls.jsonl"), "utf8");
+    // The tool-call log is written through a buffered stream: poll briefly for the last lines.
+    const logPath = join(s.dataDir, "logs", "toolcalls.jsonl");
+    const logDeadline = performance.now() + 2000;
+    let toolLog = "";
+    while (!toolLog.includes('"trace_id":"trace-parallel-1-2"') && performance.now() < logDeadline) {
+      toolLog = readFileSync(logPath, "utf8");
+      if (!toolLog.includes('"trace_id":"trace-parallel-1-2"')) await sleep(20);
+    }
     expect(toolLog).toContain('"trace_id":"trace-parallel-1-2"');
   });
 
   it("coalesces identical calls from two shims into one provider request", async () => {
     const s = await setup();
     s.fake.setDefaultDelay(600);
-    await startDaemon(s);
-    const [a, b] = await Promise.all([startShim(s), startShim(s)]);
+    await startDaemonFor(s);
+    const [a, b] = await Promise.all([startShimFor(s), startShimFor(s)]);
     await Promise.all([a.client.listTools(), b.client.listTools()]);
     const [first, second] = await Promise.all([
       a.client.callTool(chat("same question")),
@@ -203,8 +124,8 @@ describe("daemon + shims: parallel calls and coalescing", () => {
   it("runs identical calls separately for a tool in EXAI_WS_DISABLE_COALESCE_FOR_TOOLS", async () => {
     const s = await setup({ EXAI_WS_DISABLE_COALESCE_FOR_TOOLS: "chat" });
     s.fake.setDefaultDelay(600);
-    await startDaemon(s);
-    const [a, b] = await Promise.all([startShim(s), startShim(s)]);
+    await startDaemonFor(s);
+    const [a, b] = await Promise.all([startShimFor(s), startShimFor(s)]);
     await Promise.all([a.client.listTools(), b.client.listTools()]);
     const results = await Promise.all([
       a.client.callTool(chat("same question")),
@@ -219,8 +140,8 @@ describe("daemon + shim: backpressure and progress", () => {
   it("retries OVER_CAPACITY with jitter until all 5 calls over a cap of 2 succeed", async () => {
     const s = await setup({ EXAI_WS_GLOBAL_MAX_INFLIGHT: "2" });
     s.fake.setDefaultDelay(1000);
-    await startDaemon(s);
-    const shim = await startShim(s);
+    await startDaemonFor(s);
+    const shim = await startShimFor(s);
     await shim.client.listTools();
     const results = await Promise.all(
       [0, 1, 2, 3, 4].map((index) => shim.client.callTool(chat(`capacity ${index}`))),
@@ -242,8 +163,8 @@ describe("daemon + shim: backpressure and progress", () => {
       EXAI_WS_PROGRESS_INTERVAL_SECS: "0.5",
     });
     s.fake.setDefaultDelay(3000);
-    await startDaemon(s);
-    const shim = await startShim(s);
+    await startDaemonFor(s);
+    const shim = await startShimFor(s);
     await shim.client.listTools();
     const progress: Array<{ progress: number; total?: number; message?: string }> = [];
     const result = await shim.client.callTool(chat("slow answer"), undefined, {
@@ -268,8 +189,8 @@ describe("daemon + shim: chaos", () => {
   it("reconnects after the WebSocket drops mid-call and returns the result of ONE provider request", async () => {
     const s = await setup();
     s.fake.setDefaultDelay(1000);
-    await startDaemon(s, { EXAI_DAEMON_TEST_HOOKS: "1" });
-    const shim = await startShim(s);
+    await startDaemonFor(s, { EXAI_DAEMON_TEST_HOOKS: "1" });
+    const shim = await startShimFor(s);
     await shim.client.listTools();
     const call = shim.client.callTool(chat("survive a drop"));
     await s.fake.waitForRequests(1);
@@ -286,8 +207,8 @@ describe("daemon + shim: chaos", () => {
   it("returns a clear error at once when the daemon is killed mid-call; the next call starts a new daemon", async () => {
     const s = await setup();
     s.fake.setDefaultDelay(2000);
-    const daemon = await startDaemon(s);
-    const shim = await startShim(s);
+    const daemon = await startDaemonFor(s);
+    const shim = await startShimFor(s);
     await shim.client.listTools();
     const call = shim.client.callTool(chat("doomed"));
     await s.fake.waitForRequests(1);
@@ -313,8 +234,8 @@ describe("daemon + shim: chaos", () => {
   it("aborts the provider request within 100 ms when the MCP client cancels", async () => {
     const s = await setup();
     s.fake.setDefaultDelay(2000);
-    await startDaemon(s);
-    const shim = await startShim(s);
+    await startDaemonFor(s);
+    const shim = await startShimFor(s);
     await shim.client.listTools();
     const controller = new AbortController();
     const call = shim.client.callTool(chat("never mind"), undefined, { signal: controller.signal });
@@ -340,8 +261,8 @@ describe("daemon + shim: which layer times out", () => {
       EXAI_WS_PROGRESS_INTERVAL_SECS: "0.2",
     });
     s.fake.enqueue({ fault: { kind: "hang_before_headers" }, times: Number.POSITIVE_INFINITY });
-    await startDaemon(s);
-    const shim = await startShim(s);
+    await startDaemonFor(s);
+    const shim = await startShimFor(s);
     await shim.client.listTools();
     const started = performance.now();
     const result = await shim.client.callTool(chat("hang"));
@@ -364,8 +285,8 @@ describe("daemon + shim: which layer times out", () => {
       EXPERT_HEARTBEAT_INTERVAL_SECS: "0.2",
       EXAI_WS_PROGRESS_INTERVAL_SECS: "0.2",
     });
-    const daemon = await startDaemon(s);
-    const shim = await startShim(s);
+    const daemon = await startDaemonFor(s);
+    const shim = await startShimFor(s);
     await shim.client.listTools();
     daemon.child.kill("SIGSTOP");
     const started = performance.now();

@@ -164,7 +164,7 @@ export async function createDaemon(config: Config, options: DaemonOptions = {}):
         outcome: "error",
         error_code: "OVER_CAPACITY",
         coalesced: false,
-        usage: { promptTokens: 0, completionTokens: 0, totalTokens: 0 },
+        usage: { prompt_tokens: 0, completion_tokens: 0, total_tokens: 0 },
         ...(request.sessionId !== undefined ? { session: request.sessionId } : {}),
       },
     };

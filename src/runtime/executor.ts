@@ -65,7 +65,7 @@ export interface CallSummary {
   outcome: "success" | "error";
   error_code?: string;
   coalesced: boolean;
-  usage: TokenUsage;
+  usage: { prompt_tokens: number; completion_tokens: number; total_tokens: number };
   session?: string;
 }
 
@@ -320,7 +320,11 @@ export function createExecutor(dependencies: ExecutorDependencies): Executor {
         outcome: outcome.error ? "error" : "success",
         ...(outcome.error ? { error_code: outcome.error.code } : {}),
         coalesced,
-        usage: usage.usage,
+        usage: {
+          prompt_tokens: usage.usage.promptTokens,
+          completion_tokens: usage.usage.completionTokens,
+          total_tokens: usage.usage.totalTokens,
+        },
         ...(request.sessionId !== undefined ? { session: request.sessionId } : {}),
       };
       writeSummary(summary);
