@@ -6,7 +6,6 @@
 import { spawn } from "node:child_process";
 import { existsSync, readFileSync } from "node:fs";
 import http from "node:http";
-import { createServer } from "node:net";
 import { join } from "node:path";
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
@@ -17,18 +16,11 @@ import { createLogger } from "../src/logging.js";
 import { createRuntime, type Runtime } from "../src/runtime/runtime.js";
 import { listTools } from "../src/server/mcp.js";
 import { startFakeProvider, type FakeProvider } from "../src/testing/fake-provider.js";
+import { freePort, runCleanups, type Cleanup } from "./support/daemon.js";
 import { CLI, fastEnv, makeConfig, providerEnv, REPO_ROOT, structured, tempDir } from "./support/harness.js";
 
-const cleanups: Array<() => Promise<void> | void> = [];
-afterEach(async () => {
-  for (const cleanup of cleanups.splice(0).reverse()) {
-    try {
-      await cleanup();
-    } catch {
-      // One failed cleanup must not keep the others from running.
-    }
-  }
-});
+const cleanups: Cleanup[] = [];
+afterEach(() => runCleanups(cleanups));
 
 interface TestDaemon {
   daemon: Daemon;
@@ -210,19 +202,6 @@ describe("daemon HTTP: /mcp (Streamable HTTP)", () => {
     expect(garbage.status).toBe(400);
   });
 });
-
-/** A port nothing listens on right now. */
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once("error", reject);
-    server.listen(0, "127.0.0.1", () => {
-      const address = server.address();
-      const port = typeof address === "object" && address !== null ? address.port : 0;
-      server.close(() => resolve(port));
-    });
-  });
-}
 
 describe("daemon process: secrets and graceful shutdown", () => {
   it("never logs the token, and on SIGTERM finishes the call in flight, then exits 0", async () => {

@@ -7,7 +7,7 @@ import { z } from "zod";
 import { oversizedPrompt, usageJson } from "./common.js";
 import { defineTool } from "./framework.js";
 import { kimiModelField } from "./kimi-multi-file-chat.js";
-import { resolveProviderModel } from "./provider-support.js";
+import { resolveProviderModel, providerModelSelector } from "./provider-support.js";
 
 const TOOL = "kimi_capture_headers";
 
@@ -42,10 +42,7 @@ export const kimiCaptureHeadersTool = defineTool({
   description: "One Kimi call that returns the response headers: request id, rate limits, content type.",
   annotations: { title: "Kimi: capture headers", readOnlyHint: true, openWorldHint: true },
   schema,
-  selectModel: (args, services) =>
-    oversizedPrompt("prompt", args.prompt)
-      ? undefined
-      : resolveProviderModel(services, "kimi", args.model, TOOL),
+  selectModel: providerModelSelector("kimi", TOOL, "prompt"),
   async run(args, context) {
     const oversized = oversizedPrompt("prompt", args.prompt);
     if (oversized) return oversized;

@@ -8,7 +8,7 @@ import { z } from "zod";
 import { oversizedPrompt, usageJson } from "./common.js";
 import { defineTool } from "./framework.js";
 import { kimiModelField } from "./kimi-multi-file-chat.js";
-import { resolveProviderModel } from "./provider-support.js";
+import { resolveProviderModel, providerModelSelector } from "./provider-support.js";
 
 const TOOL = "kimi_intent_analysis";
 
@@ -108,10 +108,7 @@ export const kimiIntentAnalysisTool = defineTool({
     "Classify a request with Kimi: intent, needs_websearch, complexity, suggested_tool, suggested_model (JSON).",
   annotations: { title: "Kimi: intent analysis", readOnlyHint: true, openWorldHint: true },
   schema,
-  selectModel: (args, services) =>
-    oversizedPrompt("prompt", args.prompt)
-      ? undefined
-      : resolveProviderModel(services, "kimi", args.model, TOOL),
+  selectModel: providerModelSelector("kimi", TOOL, "prompt"),
   async run(args, context) {
     const oversized = oversizedPrompt("prompt", args.prompt);
     if (oversized) return oversized;

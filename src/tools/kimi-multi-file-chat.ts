@@ -8,7 +8,7 @@ import { THINKING_MODES, type ChatMessage, type ThinkingMode } from "../provider
 import { defaultTemperature, oversizedPrompt, usageJson } from "./common.js";
 import { defineTool } from "./framework.js";
 import { extractFiles, uploadFilesField } from "./kimi-upload-and-extract.js";
-import { resolveProviderModel } from "./provider-support.js";
+import { resolveProviderModel, providerModelSelector } from "./provider-support.js";
 
 const TOOL = "kimi_multi_file_chat";
 
@@ -30,10 +30,7 @@ export const kimiMultiFileChatTool = defineTool({
   description: "Ask Kimi about files: uploads them once (file-extract) and chats with their content.",
   annotations: { title: "Kimi: chat about files", openWorldHint: true },
   schema,
-  selectModel: (args, services) =>
-    oversizedPrompt("prompt", args.prompt)
-      ? undefined
-      : resolveProviderModel(services, "kimi", args.model, TOOL),
+  selectModel: providerModelSelector("kimi", TOOL, "prompt"),
   async run(args, context) {
     const oversized = oversizedPrompt("prompt", args.prompt);
     if (oversized) return oversized;

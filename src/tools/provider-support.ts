@@ -17,6 +17,7 @@ import type { ProviderName } from "../config/load.js";
 import { ExaiError, invalidArgument } from "../errors.js";
 import type { Provider, ProviderCallContext } from "../providers/openai-compatible.js";
 import type { ResolvedModel } from "../providers/registry.js";
+import { oversizedPrompt } from "./common.js";
 import type { Services, ToolContext } from "./framework.js";
 
 /** The variable that enables each provider, for NO_PROVIDER messages. */
@@ -64,6 +65,20 @@ export function requireProvider(services: Services, name: ProviderName, tool: st
     `${tool} needs the ${PROVIDER_LABEL[name]} provider, which is not configured: set ${PROVIDER_VARIABLE[name]} in the environment or .env and restart`,
     { details: { variables: [PROVIDER_VARIABLE[name]] } },
   );
+}
+
+/**
+ * `selectModel` for a tool bound to `provider` whose text argument `field` may be oversized: no
+ * model (and so no provider slot) when the text is over the limit — the tool answers resend_prompt.
+ */
+export function providerModelSelector(provider: ProviderName, tool: string, field: string) {
+  return (
+    args: { model?: string | undefined } & Record<string, unknown>,
+    services: Services,
+  ): ResolvedModel | undefined =>
+    oversizedPrompt(field, args[field] as string | undefined)
+      ? undefined
+      : resolveProviderModel(services, provider, args.model, tool);
 }
 
 /**

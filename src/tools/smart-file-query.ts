@@ -13,6 +13,7 @@ import {
   requireProvider,
   resolveProviderModel,
   uploadAndExtract,
+  providerModelSelector,
 } from "./provider-support.js";
 import { invalidArgument } from "../errors.js";
 
@@ -30,10 +31,7 @@ export const smartFileQueryTool = defineTool({
   description: "Ask Kimi about a file; each content (sha256) is uploaded once and reused.",
   annotations: { title: "Smart file query", openWorldHint: true },
   schema,
-  selectModel: (args, services) =>
-    oversizedPrompt("question", args.question)
-      ? undefined
-      : resolveProviderModel(services, "kimi", args.model, TOOL),
+  selectModel: providerModelSelector("kimi", TOOL, "question"),
   async run(args, context) {
     const oversized = oversizedPrompt("question", args.question);
     if (oversized) return oversized;
