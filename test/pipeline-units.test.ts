@@ -260,6 +260,32 @@ describe("coalescing", () => {
     expect(sharedSignal?.aborted).toBe(true);
   });
 
+  it("a caller does not join a run that ends well before its own deadline", async () => {
+    const coalescer = createCoalescer();
+    let runs = 0;
+    const start = async () => {
+      runs++;
+      await new Promise((resolve) => setTimeout(resolve, 20));
+      return runs;
+    };
+    const now = performance.now();
+    const short = coalescer.run("k", start, new AbortController().signal, 5000, {
+      at: now + 1000,
+      toleranceMs: 100,
+    });
+    const long = coalescer.run("k", start, new AbortController().signal, 5000, {
+      at: now + 45_000,
+      toleranceMs: 4500,
+    });
+    const close = coalescer.run("k", start, new AbortController().signal, 5000, {
+      at: now + 45_050,
+      toleranceMs: 4500,
+    });
+    const [a, b, c] = await Promise.all([short, long, close]);
+    expect([a.shared, b.shared, c.shared]).toEqual([false, false, true]);
+    expect(runs).toBe(2);
+  });
+
   it("an expired in-flight key no longer captures new callers", async () => {
     let time = 0;
     const coalescer = createCoalescer(() => time);

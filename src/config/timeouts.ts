@@ -31,7 +31,7 @@ export interface TimeoutConfig {
   /** Shim ceiling per call: EXAI_SHIM_RPC_TIMEOUT or 2 × workflow. */
   shimMs: number;
   shimExplicit: boolean;
-  /** Recommended MCP-client tool timeout: 2.5 × workflow (at least 1.25 × shim). */
+  /** Recommended MCP-client tool timeout: 2.5 × workflow. */
   clientMs: number;
   httpMs: number;
   connectMs: number;
@@ -72,7 +72,7 @@ export function buildTimeoutConfig(input: TimeoutInputsS): TimeoutConfig {
     daemonExplicit: input.daemon !== undefined,
     shimMs,
     shimExplicit: input.shim !== undefined,
-    clientMs: Math.max(workflowToolMs * CLIENT_RATIO, shimMs * 1.25),
+    clientMs: workflowToolMs * CLIENT_RATIO,
     httpMs: ms(input.http),
     connectMs: ms(input.connect),
     streamIdleMs: ms(input.streamIdle),
@@ -140,7 +140,7 @@ export function validateHierarchy(t: TimeoutConfig): HierarchyProblem[] {
   if (!(t.shimMs < t.clientMs)) {
     problems.push({
       variables: ["EXAI_SHIM_RPC_TIMEOUT"],
-      message: `the client timeout (${s(t.clientMs)}) must be greater than EXAI_SHIM_RPC_TIMEOUT (${s(t.shimMs)})`,
+      message: `EXAI_SHIM_RPC_TIMEOUT (${s(t.shimMs)}) must be less than the recommended client timeout, 2.5 × WORKFLOW_TOOL_TIMEOUT_SECS (${s(t.clientMs)}): lower it or raise WORKFLOW_TOOL_TIMEOUT_SECS`,
     });
   }
   const callTimeouts: Array<[string, number]> = [

@@ -254,6 +254,10 @@ export function createFileReader(options: FileReaderOptions): FileReader {
         path: filePath,
       });
     }
+    // A FIFO or device would block a thread in open()/read(): only regular files are read.
+    if (!info.isFile()) {
+      throw invalidArgument(field, `${JSON.stringify(filePath)} is not a regular file`, { path: filePath });
+    }
     if (info.size > maxFileBytes) return placeholderResult(real, info.size, tooLargeReason(info.size));
 
     const content = await readContent(real, field, filePath, signal);
@@ -297,8 +301,8 @@ export function createFileReader(options: FileReaderOptions): FileReader {
       if (seen.has(file.path)) continue;
       seen.add(file.path);
 
-      const needed = countTokens(file.text);
       const left = tokenBudget - used;
+      const needed = await countWithin(file.text, countTokens, left, signal);
       const fits = needed <= left;
       if (fits) {
         blocks.push(file.text);
@@ -311,7 +315,8 @@ export function createFileReader(options: FileReaderOptions): FileReader {
       } else {
         skipped.push({
           path: file.path,
-          reason: `exceeds the remaining token budget (needs ${needed}, ${left} left)`,
+          // A large file stops being counted once it cannot fit: its count is then a lower bound ("N+").
+          reason: `exceeds the remaining token budget (needs ${needed}${file.text.length > COUNT_SLICE_CHARS ? "+" : ""}, ${left} left)`,
         });
       }
     }
@@ -319,6 +324,35 @@ export function createFileReader(options: FileReaderOptions): FileReader {
   }
 
   return { expand, read, embed };
+}
+
+/** Characters per counting slice: ~10–15 ms of tokenizer work, so other calls' timers still run. */
+const COUNT_SLICE_CHARS = 32_768;
+
+/**
+ * Counts the tokens of `text` in slices cut at line ends, yielding to the event loop between
+ * slices (the tokenizer is synchronous JavaScript: a 1 MB file takes ~0.4 s). Stops as soon as the
+ * count passes `limit` and returns that partial count, which is then a lower bound (> limit).
+ */
+async function countWithin(
+  text: string,
+  countTokens: (text: string) => number,
+  limit: number,
+  signal?: AbortSignal,
+): Promise<number> {
+  if (text.length <= COUNT_SLICE_CHARS) return countTokens(text);
+  let total = 0;
+  for (let start = 0; start < text.length;) {
+    let end = Math.min(text.length, start + COUNT_SLICE_CHARS);
+    const newline = end < text.length ? text.lastIndexOf("\n", end) : -1;
+    if (newline > start) end = newline + 1;
+    total += countTokens(text.slice(start, end));
+    if (total > limit) return total;
+    start = end;
+    await new Promise<void>((resolve) => setImmediate(resolve));
+    signal?.throwIfAborted();
+  }
+  return total;
 }
 
 /**

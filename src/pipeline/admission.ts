@@ -45,6 +45,11 @@ export interface Admission {
    * @throws ExaiError OVER_CAPACITY (retryable, with retryAfterS and details.cap naming the cap).
    */
   acquire(request: AdmissionRequest): Lease;
+  /**
+   * Takes one slot of a provider's cap only (a further model call inside an admitted call).
+   * @throws ExaiError OVER_CAPACITY when the provider's cap is full.
+   */
+  acquireProvider(provider: string): Lease;
   /** Feeds the retry_after estimate: how long calls of this tool take, ms. */
   recordDuration(tool: string, durationMs: number): void;
   snapshot(): AdmissionSnapshot;
@@ -117,6 +122,20 @@ export function createAdmission(caps: AdmissionCaps): Admission {
           if (request.provider !== undefined) bump(provider, request.provider, -1);
           bump(tool, request.tool, -1);
           if (request.session !== undefined) bump(session, request.session, -1);
+        },
+      };
+    },
+    acquireProvider(name) {
+      const cap = caps.provider[name];
+      const inflight = provider.get(name) ?? 0;
+      if (cap !== undefined && inflight >= cap) refuse("provider", `provider ${name}`, inflight, cap, name);
+      bump(provider, name, 1);
+      let released = false;
+      return {
+        release() {
+          if (released) return;
+          released = true;
+          bump(provider, name, -1);
         },
       };
     },

@@ -8,17 +8,26 @@
  */
 import { raceSignal } from "./deadline.js";
 
+/** A caller's own deadline (monotonic ms) and how much earlier a shared run may end for it to join. */
+export interface JoinDeadline {
+  at: number;
+  toleranceMs: number;
+}
+
 export interface Coalescer {
   /**
    * Runs `start` for `key`, or joins the execution already in flight for it.
    * `start` receives the shared signal (aborted when the last waiter leaves).
    * Rejects with the waiter's own abort reason when `waiterSignal` aborts first.
+   * With `deadline`, the caller joins only a run whose own deadline is no earlier than
+   * `deadline.at - deadline.toleranceMs` (a shorter run would hand it an early TIMEOUT).
    */
   run<T>(
     key: string,
     start: (sharedSignal: AbortSignal) => Promise<T>,
     waiterSignal: AbortSignal,
     ttlMs: number,
+    deadline?: JoinDeadline,
   ): Promise<{ value: T; shared: boolean }>;
   /** Keys currently in flight. */
   size(): number;
@@ -29,28 +38,45 @@ interface Entry {
   controller: AbortController;
   waiters: number;
   expiresAt: number;
+  /** The run's own deadline (monotonic ms); Infinity when not given. */
+  deadlineAt: number;
 }
 
 export function createCoalescer(clock: () => number = () => performance.now()): Coalescer {
   const entries = new Map<string, Entry>();
+
+  /** Whether a newcomer may join `entry`: live, not being aborted, not expired, ending late enough. */
+  const joinable = (entry: Entry | undefined, deadline: JoinDeadline | undefined): entry is Entry =>
+    entry !== undefined &&
+    entry.expiresAt > clock() &&
+    // An entry whose last waiter left is being aborted: it must not capture a new caller.
+    !entry.controller.signal.aborted &&
+    (deadline === undefined || entry.deadlineAt >= deadline.at - deadline.toleranceMs);
+
   return {
     async run<T>(
       key: string,
       start: (sharedSignal: AbortSignal) => Promise<T>,
       waiterSignal: AbortSignal,
       ttlMs: number,
+      deadline?: JoinDeadline,
     ) {
-      let entry = entries.get(key);
+      const existing = entries.get(key);
+      let entry: Entry;
       let shared = true;
-      // An in-flight key expires (SPEC §6.4) so a stuck execution cannot capture later callers.
-      if (!entry || entry.expiresAt <= clock()) {
+      if (joinable(existing, deadline)) {
+        entry = existing;
+      } else {
         shared = false;
+        // An in-flight key expires (SPEC §6.4) so a stuck execution cannot capture later callers;
+        // a replaced entry runs on for its own waiters.
         const controller = new AbortController();
         const created: Entry = {
           promise: Promise.resolve(),
           controller,
           waiters: 0,
           expiresAt: clock() + ttlMs,
+          deadlineAt: deadline?.at ?? Number.POSITIVE_INFINITY,
         };
         created.promise = start(controller.signal).finally(() => {
           if (entries.get(key) === created) entries.delete(key);
@@ -61,14 +87,16 @@ export function createCoalescer(clock: () => number = () => performance.now()): 
         entries.set(key, created);
         entry = created;
       }
-      const current = entry;
-      current.waiters++;
+      entry.waiters++;
       try {
-        const value = (await raceSignal(current.promise, waiterSignal)) as T;
+        const value = (await raceSignal(entry.promise, waiterSignal)) as T;
         return { value, shared };
       } finally {
-        current.waiters--;
-        if (current.waiters === 0 && waiterSignal.aborted) current.controller.abort(waiterSignal.reason);
+        entry.waiters--;
+        if (entry.waiters === 0 && waiterSignal.aborted) {
+          entry.controller.abort(waiterSignal.reason);
+          if (entries.get(key) === entry) entries.delete(key);
+        }
       }
     },
     size: () => entries.size,

@@ -4,7 +4,7 @@
  * `$web_search` tool: when the model answers `finish_reason: "tool_calls"` naming `$web_search`,
  * the client sends back a `tool` message whose content is the call's arguments unchanged and asks
  * again (thinking must be off while searching). Files: `POST /files` purpose `file-extract`.
- * `Idempotency-Key` carries the call_key.
+ * `Idempotency-Key`: one key per logical request, reused only by its retries.
  */
 import type { ProviderSettings } from "../config/load.js";
 import { ExaiError } from "../errors.js";
@@ -38,8 +38,8 @@ export const kimiDialect: Dialect = {
       Object.assign(body, thinkingFields(request.model, request.thinkingMode));
     }
   },
-  headers(context): Record<string, string> {
-    return context.callKey ? { "Idempotency-Key": context.callKey } : {};
+  headers(_context, idempotencyKey): Record<string, string> {
+    return { "Idempotency-Key": idempotencyKey };
   },
   isQuotaError(body) {
     const type = (body as { error?: { type?: string } } | undefined)?.error?.type;

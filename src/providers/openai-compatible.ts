@@ -9,6 +9,7 @@
  *   silence between chunks ≤ EX_STREAM_IDLE_TIMEOUT_SECS, and the call's deadline over everything.
  * Requests always stream, so the idle timer can see a stalled stream.
  */
+import { randomUUID } from "node:crypto";
 import OpenAI from "openai";
 import { Agent, fetch as undiciFetch, FormData as UndiciFormData } from "undici";
 import type { ProviderName, ProviderSettings } from "../config/load.js";
@@ -145,7 +146,7 @@ export interface Dialect {
   /** Adds provider fields (thinking, web search tool…) to the request body. */
   shapeBody(request: ChatRequest, body: Record<string, unknown>): void;
   /** Extra headers per attempt. */
-  headers?(context: ProviderCallContext): Record<string, string>;
+  headers?(context: ProviderCallContext, idempotencyKey: string): Record<string, string>;
   /** Reads a provider-specific rate-limit body: quota exhaustion is not retryable. */
   isQuotaError?(body: unknown): boolean;
   /** Environment variable holding the key, for 401 messages. */
@@ -233,6 +234,9 @@ export function createOpenAICompatibleProvider(
         { retryable: true, cause: error, details: { layer: "http", budget_s: timeouts.httpMs / 1000 } },
       );
     }
+    if (error instanceof OpenAI.APIError && error.status === undefined && error.error !== undefined) {
+      return streamError(error.error, dialect, settings, error);
+    }
     if (error instanceof OpenAI.APIConnectionError) {
       const detail = (cause as Error | undefined)?.message ?? "connection failed";
       return new ExaiError(
@@ -292,9 +296,14 @@ export function createOpenAICompatibleProvider(
     };
   };
 
-  const baseHeaders = (context: ProviderCallContext): Record<string, string> => ({
+  /**
+   * Headers of every attempt. `idempotencyKey` is made once per logical request (one chat
+   * completion, one upload…) and reused only by that request's retries: a provider that honours it
+   * must never answer a different request with a cached response.
+   */
+  const baseHeaders = (context: ProviderCallContext, idempotencyKey: string): Record<string, string> => ({
     "X-Request-Id": context.traceId,
-    ...(dialect.headers?.(context) ?? {}),
+    ...(dialect.headers?.(context, idempotencyKey) ?? {}),
   });
 
   const chatOnce = async (
@@ -303,6 +312,7 @@ export function createOpenAICompatibleProvider(
     attemptNumber: number,
     total: number,
     context: ProviderCallContext,
+    idempotencyKey: string,
   ): Promise<Omit<ChatResult, "attempts">> => {
     const timers = attemptTimers(attemptBudgetMs(request), attemptNumber, total, context);
     let content = "";
@@ -319,7 +329,7 @@ export function createOpenAICompatibleProvider(
         signal: timers.signal,
         maxRetries: 0,
         timeout: timeouts.httpMs,
-        headers: baseHeaders(context),
+        headers: baseHeaders(context, idempotencyKey),
       });
       let stream: unknown;
       if (request.captureHeaders) {
@@ -439,8 +449,9 @@ export function createOpenAICompatibleProvider(
     async chat(request, context) {
       const body = buildBody(request);
       const total = dependencies.retry.maxRetries + 1;
+      const idempotencyKey = randomUUID();
       const { value, attempts } = await withRetries(
-        (attempt) => chatOnce(request, body, attempt, total, context),
+        (attempt) => chatOnce(request, body, attempt, total, context, idempotencyKey),
         retryOptions(context, `${dialect.label} ${request.model.id}`),
       );
       return { ...value, attempts };
@@ -448,13 +459,19 @@ export function createOpenAICompatibleProvider(
     async requestJson<T>(path: string, init: JsonRequestInit, context: ProviderCallContext): Promise<T> {
       const retryable = init.retry ?? init.method !== "POST";
       const total = retryable ? dependencies.retry.maxRetries + 1 : 1;
+      const idempotencyKey = randomUUID();
       const { value } = await withRetries(
         async (attempt) => {
-          const timers = attemptTimers(settings.timeoutMs, attempt, total, context);
+          // An upload's body takes time to send: its wait for the response is bounded by the
+          // call's deadline rather than by the first-chunk timeout meant for chat completions.
+          const waitMs = init.form
+            ? Math.max(settings.timeoutMs, context.deadlineAt - now())
+            : settings.timeoutMs;
+          const timers = attemptTimers(waitMs, attempt, total, context);
           try {
             const headers: Record<string, string> = {
               Authorization: `Bearer ${settings.apiKey}`,
-              ...baseHeaders(context),
+              ...baseHeaders(context, idempotencyKey),
             };
             let body: unknown;
             if (init.json !== undefined) {
@@ -552,6 +569,25 @@ interface RawUsage {
   prompt_tokens?: number;
   completion_tokens?: number;
   total_tokens?: number;
+}
+
+/**
+ * An error event sent inside a 200 stream (`data: {"error": …}`; the openai SDK raises it as an
+ * APIError without a status). Rate limits are retryable (Z.ai: business codes 1302/1303/1305/1312;
+ * OpenAI style: type rate_limit*); server-side hiccups too; anything else (content filter 1301,
+ * quota 1113, invalid request) is the provider's considered answer and is not retried.
+ */
+function streamError(body: unknown, dialect: Dialect, settings: ProviderSettings, cause: unknown): ExaiError {
+  const error = (body ?? {}) as { code?: unknown; type?: unknown; message?: unknown };
+  const code = error.code === undefined || error.code === null ? "" : String(error.code);
+  const type = typeof error.type === "string" ? error.type : "";
+  const message = `${dialect.label}: the provider reported an error in the stream: ${extractMessage({ error: body })}`;
+  const details = { provider: settings.name, provider_code: code || type || undefined };
+  if (["1302", "1303", "1305", "1312"].includes(code) || /rate_limit/i.test(type)) {
+    return new ExaiError("RATE_LIMITED", message, { retryable: true, cause, details });
+  }
+  const transient = /server_error|overloaded|internal/i.test(`${type} ${code}`);
+  return new ExaiError("PROVIDER_ERROR", message, { retryable: transient, cause, details });
 }
 
 /** Maps an HTTP error status + body to an ExaiError (SPEC §6.2 retry set, §6.7 codes). */

@@ -13,7 +13,7 @@ import { createHash, randomUUID } from "node:crypto";
 import { ExaiError, formatSeconds, toExaiError, type ErrorPayload, type TimeoutLayer } from "../errors.js";
 import type { Admission, Lease } from "../pipeline/admission.js";
 import type { Coalescer } from "../pipeline/coalesce.js";
-import { now, raceSignal, sleep, startDeadline } from "../pipeline/deadline.js";
+import { abortReason, now, raceSignal, sleep, startDeadline } from "../pipeline/deadline.js";
 import { backoffDelayMs } from "../pipeline/retry.js";
 import type { ChatResult, TokenUsage } from "../providers/openai-compatible.js";
 import type { ResolvedModel } from "../providers/registry.js";
@@ -171,6 +171,9 @@ export function createExecutor(dependencies: ExecutorDependencies): Executor {
   ): Promise<Lease> => {
     const retries = request.retryOverCapacity ? config.admission.retries : 0;
     for (let attempt = 0; ; attempt++) {
+      // A call cancelled before (or while) it is admitted must not take a slot: the lease is only
+      // handed out while the signal is still live, so the caller always gets it to release.
+      if (signal.aborted) throw abortReason(signal);
       try {
         return admission.acquire({
           tool: tool.name,
@@ -208,6 +211,7 @@ export function createExecutor(dependencies: ExecutorDependencies): Executor {
   ): Promise<Record<string, unknown>> => {
     const files = services.files(request.roots);
     let modelCalls = 0;
+    let admittedSlotUsed = false;
     const toolContext: ToolContext = {
       tool: tool.name,
       traceId: context.traceId,
@@ -224,6 +228,11 @@ export function createExecutor(dependencies: ExecutorDependencies): Executor {
         phase.message = message;
       },
       async callModel(call) {
+        // The admitted model's provider slot covers its first call; any other model call (consensus
+        // consults several) takes a slot of its own, so one call cannot exceed a provider's cap.
+        const covered = !admittedSlotUsed && context.model?.model.provider === call.model.model.provider;
+        if (covered) admittedSlotUsed = true;
+        const extraSlot = covered ? undefined : admission.acquireProvider(call.model.model.provider);
         const provider = services.providers[call.model.model.provider];
         if (!provider) {
           throw new ExaiError(
@@ -268,6 +277,7 @@ export function createExecutor(dependencies: ExecutorDependencies): Executor {
           throw error;
         } finally {
           sub?.dispose();
+          extraSlot?.release();
         }
       },
     };
@@ -367,13 +377,19 @@ export function createExecutor(dependencies: ExecutorDependencies): Executor {
 
       const currentTool = tool;
       const queueStart = now();
-      lease = await raceSignal(admit(request, currentTool, model, deadlineAt, signal), signal);
+      lease = await admit(request, currentTool, model, deadlineAt, signal);
       queueMs = now() - queueStart;
 
-      const key = `${tool.name}:${callKey}`;
+      // Calls only share an execution when they would read files through the same sandbox.
+      const key = `${tool.name}:${callKey}:${[...(request.roots ?? [])].sort().join("|")}`;
       const canCoalesce = !dependencies.coalesceDisabled.has(tool.name) && request.callKey === undefined;
       const phase = phases.get(key) ?? { message: model ? `queued for ${model.model.id}` : "running" };
-      const interval = Math.max(10, config.timeouts.progressIntervalMs);
+      const interval = Math.max(
+        10,
+        tool.kind === "workflow"
+          ? Math.min(config.timeouts.progressIntervalMs, config.timeouts.expertHeartbeatMs)
+          : config.timeouts.progressIntervalMs,
+      );
       if (request.onProgress) {
         const onProgress = request.onProgress;
         heartbeat = setInterval(() => {
@@ -398,6 +414,8 @@ export function createExecutor(dependencies: ExecutorDependencies): Executor {
           key,
           (sharedSignal) => {
             phases.set(key, phase);
+            // The run keeps the first caller's budget (tools plan their work, e.g. per-model
+            // budgets, by it); later callers join only if it ends no earlier than their own.
             const sharedDeadline = startDeadline(budgetMs, layer, sharedSignal);
             return execute(
               currentTool,
@@ -414,6 +432,7 @@ export function createExecutor(dependencies: ExecutorDependencies): Executor {
           },
           signal,
           ttl,
+          { at: deadlineAt, toleranceMs: Math.max(1000, budgetMs * 0.1) },
         );
         coalesced = shared.shared;
         result = shared.value;

@@ -19,7 +19,7 @@ import { createModelRegistry, type ModelRegistry } from "../providers/registry.j
 import { openSqliteStore } from "../store/sqlite.js";
 import type { Store } from "../store/store.js";
 import type { RuntimeStats, Services, ToolDefinition } from "../tools/framework.js";
-import { selectTools } from "../tools/index.js";
+import { FULL_TOOLS, selectTools } from "../tools/index.js";
 import { VERSION } from "../version.js";
 import { createExecutor, type Executor } from "./executor.js";
 
@@ -54,6 +54,7 @@ export function createRuntime(config: Config, options: RuntimeOptions): Runtime 
   const logger =
     options.logger ?? createLogger({ level: config.logLevel, logDir, base: { mode: options.mode } });
   const tools = selectTools(config.tools);
+  checkToolNames(config);
   const providers = createProviders(config);
   const registry = createModelRegistry(config);
   const store = options.store ?? openSqliteStore({ path: join(config.dataDir, "exai.db") });
@@ -64,6 +65,10 @@ export function createRuntime(config: Config, options: RuntimeOptions): Runtime 
     session: config.admission.session,
   });
   const startedAt = Date.now();
+  // Build the tokenizer's rank table (~0.5 s of synchronous work, once per process) now, before
+  // anything is served, rather than inside the first call that counts tokens — where it would
+  // stall every other call's timers.
+  getTokenCounter().count("warm up");
   const toolCallLogPath = join(logDir, "toolcalls.jsonl");
   // A buffered append stream (sonic-boom, as pino uses): one open file instead of open/append/close per call.
   const toolCallLog = pino.destination({ dest: toolCallLogPath, sync: false, mkdir: true });
@@ -146,4 +151,27 @@ export function createRuntime(config: Config, options: RuntimeOptions): Runtime 
     },
   };
   return runtime;
+}
+
+/**
+ * Tool names in the admission and coalescing settings must be real tools: a typo would silently
+ * mean "no cap" or "coalesce after all".
+ * @throws ExaiError CONFIG_INVALID naming the variable, the unknown names and the valid ones.
+ */
+function checkToolNames(config: Config): void {
+  const known = new Set<string>(FULL_TOOLS);
+  const settings: Array<[string, string[]]> = [
+    ["EXAI_WS_TOOL_MAX_INFLIGHT", Object.keys(config.admission.tool)],
+    ["EXAI_WS_DISABLE_COALESCE_FOR_TOOLS", config.coalesce.disabledFor],
+  ];
+  for (const [variable, names] of settings) {
+    const unknown = names.filter((name) => !known.has(name));
+    if (unknown.length > 0) {
+      throw new ExaiError(
+        "CONFIG_INVALID",
+        `${variable} names unknown tool(s): ${unknown.join(", ")}. Valid names: ${[...known].join(", ")}`,
+        { details: { variables: [variable], unknown } },
+      );
+    }
+  }
 }

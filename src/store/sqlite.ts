@@ -85,7 +85,7 @@ export interface SqliteStoreOptions {
 
 /**
  * Opens (creating when needed) the SQLite store at `options.path`: creates the parent directory
- * (mode 0o700), sets WAL / busy_timeout 5000 ms / foreign keys, and applies pending migrations,
+ * (mode 0o700), sets WAL / busy_timeout 250 ms / foreign keys, and applies pending migrations,
  * each in its own transaction (an up-to-date database applies nothing). Synchronous; throws
  * ExaiError CONFIG_INVALID when the file cannot be opened or migrated (e.g. not a database).
  */
@@ -284,7 +284,9 @@ class SqliteStore implements Store {
     try {
       if (!isInMemory(path)) mkdirSync(dirname(resolve(path)), { recursive: true, mode: 0o700 });
       db = new Database(path);
-      db.pragma("busy_timeout = 5000");
+      // better-sqlite3 is synchronous: a lock wait blocks this whole process, so keep it short. Writes
+      // are a few rows in one transaction; another process holds the lock for milliseconds.
+      db.pragma("busy_timeout = 250");
       db.pragma("journal_mode = WAL");
       // WAL + NORMAL: commits survive a process crash and the file is never corrupted; only a power
       // loss can drop the last transactions — acceptable for conversation history, and it saves an

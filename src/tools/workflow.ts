@@ -399,14 +399,6 @@ async function askExpert(
 ): Promise<ChatResult> {
   const { services, config } = { services: context.services, config: context.services.config };
   const budget = planBudget(model.model.contextWindow);
-  const embedded =
-    summary.relevant_files.length > 0
-      ? await context.files.embed(summary.relevant_files, {
-          tokenBudget: budget.files + budget.history,
-          countTokens: (text) => services.tokens.count(text),
-          signal: context.signal,
-        })
-      : { text: "", included: [], skipped: [], tokens: 0 };
   const lines: string[] = [
     `=== ${spec.name.toUpperCase()} REQUEST ===`,
     steps[0]?.step ?? args.step,
@@ -433,6 +425,20 @@ async function askExpert(
     );
   }
   lines.push(...(spec.describeExtras?.(args) ?? []), ...preparedLines);
+  // The steps themselves (up to 50,000 characters of findings each) share the content budget with
+  // the files: count them first, and give the files what is left.
+  const stepTokens = services.tokens.count(lines.join("\n"));
+  const embedded =
+    summary.relevant_files.length > 0
+      ? await context.files.embed(summary.relevant_files, {
+          tokenBudget: Math.max(
+            0,
+            budget.files + budget.history - Math.max(0, stepTokens - budget.content * 0.2),
+          ),
+          countTokens: (text) => services.tokens.count(text),
+          signal: context.signal,
+        })
+      : { text: "", included: [], skipped: [], tokens: 0 };
   if (embedded.text) lines.push("", "=== RELEVANT FILES ===", embedded.text);
   if (embedded.skipped.length > 0)
     lines.push(
