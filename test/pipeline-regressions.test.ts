@@ -172,3 +172,30 @@ describe("configuration of tool names", () => {
     );
   });
 });
+
+describe("workflow tool-specific fields", () => {
+  it("a field given at step 1 (codereview review_type) still reaches the expert at the final step", async () => {
+    harness = await startTestRuntime();
+    const step = (number: number, extra: Record<string, unknown> = {}) => ({
+      step: `step ${number}`,
+      step_number: number,
+      total_steps: 2,
+      next_step_required: number < 2,
+      findings: `findings ${number}`,
+      ...extra,
+    });
+    const first = await harness.runtime.executor.call({
+      tool: "codereview",
+      arguments: step(1, { review_type: "security", focus_on: "token handling" }),
+    });
+    const continuationId = first.result?.continuation_id as string;
+    const final = await harness.runtime.executor.call({
+      tool: "codereview",
+      arguments: step(2, { continuation_id: continuationId }),
+    });
+    expect(final.result?.status).toBe("calling_expert_analysis");
+    const sent = JSON.stringify(harness.fake.chatRequests()[0]?.body);
+    expect(sent).toContain("Review type: security");
+    expect(sent).toContain("Focus on: token handling");
+  });
+});

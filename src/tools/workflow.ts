@@ -424,7 +424,9 @@ async function askExpert(
       ),
     );
   }
-  lines.push(...(spec.describeExtras?.(args) ?? []), ...preparedLines);
+  // Tool-specific fields are usually given once (step 1): the latest value of each holds.
+  const extras = Object.assign({}, ...steps.map((step) => step.extras), args) as typeof args;
+  lines.push(...(spec.describeExtras?.(extras) ?? []), ...preparedLines);
   // The steps themselves (up to 50,000 characters of findings each) share the content budget with
   // the files: count them first, and give the files what is left.
   const stepTokens = services.tokens.count(lines.join("\n"));
