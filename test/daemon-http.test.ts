@@ -107,6 +107,45 @@ describe("daemon HTTP: /health and /metrics", () => {
     expect(text).toMatch(/exai_sessions\{transport="mcp"\} 1/);
     expect(text).not.toMatch(/process_cpu/); // not prom-client's global default registry
   });
+
+  it("labels calls of an unknown tool `unknown` (bounded series) and a known one by its normalised name", async () => {
+    const { base } = await startDaemon();
+    const client = await mcpClient(base);
+    await client.callTool({ name: "made_up_tool_1234", arguments: {} });
+    await client.callTool({ name: "version_EXAI-WS", arguments: {} });
+    const text = await (await fetch(`${base}/metrics`)).text();
+    expect(text).toMatch(/exai_calls_total\{tool="unknown",outcome="INVALID_ARGUMENT"\} 1/);
+    expect(text).toMatch(/exai_calls_total\{tool="version",outcome="success"\} 1/);
+    expect(text).not.toContain("made_up_tool_1234");
+    expect(text).not.toContain("EXAI-WS");
+  });
+
+  it("refuses /health and /metrics with a foreign Host header or Origin (403), like /mcp", async () => {
+    const { base, daemon } = await startDaemon();
+    for (const path of ["/health", "/metrics"]) {
+      const evil = await rawRequest(`${base}${path}`, {
+        method: "GET",
+        headers: { host: "evil.example.com" },
+      });
+      expect(evil.status).toBe(403);
+      expect(JSON.parse(evil.body)).toMatchObject({ error: expect.stringMatching(/Host/) });
+      const origin = await rawRequest(`${base}${path}`, {
+        method: "GET",
+        headers: { host: `localhost:${daemon.port}`, origin: "https://evil.example.com" },
+      });
+      expect(origin.status).toBe(403);
+      const local = await rawRequest(`${base}${path}`, {
+        method: "GET",
+        headers: { host: `localhost:${daemon.port}` },
+      });
+      expect(local.status).toBe(200);
+      const own = await rawRequest(`${base}${path}`, {
+        method: "GET",
+        headers: { host: `127.0.0.1:${daemon.port}`, origin: `http://127.0.0.1:${daemon.port}` },
+      });
+      expect(own.status).toBe(200);
+    }
+  });
 });
 
 describe("daemon HTTP: /mcp (Streamable HTTP)", () => {

@@ -4,6 +4,8 @@
  * the result cache, explicit call_key DUPLICATE, OVER_CAPACITY at once, cancellation down to the
  * provider request, and every admission slot released whatever the outcome.
  */
+import { writeFileSync } from "node:fs";
+import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import WebSocket from "ws";
 import { createDaemon, type Daemon, type DaemonOptions } from "../src/daemon/server.js";
@@ -185,6 +187,35 @@ describe("protocol frames (zod)", () => {
       ok: false,
     });
   });
+
+  it("reports the request_id of a rejected frame when it is well formed; roots must be absolute", () => {
+    expect(parseClientFrame(JSON.stringify({ op: "call_tool", request_id: "r-9", name: "" }))).toMatchObject({
+      ok: false,
+      code: "BAD_FRAME",
+      requestId: "r-9",
+    });
+    expect(parseClientFrame(JSON.stringify({ op: "nope", request_id: "r-9" }))).toMatchObject({
+      ok: false,
+      code: "UNKNOWN_OP",
+      requestId: "r-9",
+    });
+    const unreadable = parseClientFrame(JSON.stringify({ op: "call_tool", request_id: "bad id" }));
+    expect(unreadable.ok).toBe(false);
+    expect(unreadable).not.toHaveProperty("requestId");
+    expect(parseClientFrame(JSON.stringify(chat("r-2", "hi", { roots: ["relative/dir"] })))).toMatchObject({
+      ok: false,
+      code: "BAD_FRAME",
+      requestId: "r-2",
+      message: expect.stringMatching(/roots/),
+    });
+    expect(parseClientFrame(JSON.stringify(chat("r-3", "hi", { roots: ["/abs/dir"] })))).toMatchObject({
+      ok: true,
+      frame: { roots: ["/abs/dir"] },
+    });
+    expect(
+      parseServerFrame(JSON.stringify({ op: "error", code: "BAD_FRAME", message: "m", request_id: "r-3" })),
+    ).toMatchObject({ ok: true, frame: { request_id: "r-3" } });
+  });
 });
 
 describe("daemon hello handshake", () => {
@@ -229,8 +260,28 @@ describe("daemon bad input", () => {
     expect(await socket.waitFor((frame) => frame.op === "error" && frame.code === "UNKNOWN_OP")).toBeTruthy();
     socket.send({ op: "call_tool", request_id: "bad id with spaces", name: "chat" });
     await socket.waitFor((frame) => frame.op === "error" && String(frame.message).includes("request_id"));
+    // A readable request_id is echoed, so the client can fail that call at once.
+    socket.send({ op: "call_tool", request_id: "r-bad-name", name: "x".repeat(300) });
+    expect(await socket.waitFor((frame) => frame.request_id === "r-bad-name")).toMatchObject({
+      op: "error",
+      code: "BAD_FRAME",
+      message: expect.stringMatching(/name/),
+    });
     socket.send({ op: "list_tools" });
     expect(await socket.waitFor((frame) => frame.op === "list_tools_res")).toBeTruthy();
+  });
+
+  it("closes 1009 on a first frame over 64 KiB before the hello; after the hello big frames are fine", async () => {
+    const { daemon } = await startDaemon();
+    const early = await connect(daemon.url, false);
+    const sent = performance.now();
+    early.send({ op: "hello", client: { name: "x".repeat(100 * 1024), version: "1" } });
+    expect((await early.closed).code).toBe(CLOSE_CODES.TOO_BIG);
+    expect(performance.now() - sent).toBeLessThan(1500);
+    expect(early.frames).toEqual([]);
+    const greeted = await connect(daemon.url);
+    greeted.send(chat("big-after-hello", "y".repeat(100 * 1024)));
+    expect((await greeted.result("big-after-hello")).op).toBe("call_tool_res");
   });
 
   it("refuses an oversize frame with close 1009 and keeps serving", async () => {
@@ -274,11 +325,74 @@ describe("daemon calls", () => {
     second.send(chat("r-attach", "only once"));
     const attached = await second.result("r-attach");
     expect(attached.outputs).toBeDefined();
-    const third = await connect(daemon.url);
+    const third = await connect(daemon.url, { session_id: "shim-1" });
     third.send(chat("r-attach", "only once"));
     const cached = await third.result("r-attach", 200);
     expect(cached.outputs).toEqual(attached.outputs);
     expect(fake.chatRequests()).toHaveLength(1);
+  });
+
+  it("answers DUPLICATE to a request_id re-sent by another session or with other arguments; only the owner may cancel", async () => {
+    const { daemon, fake } = await startDaemon();
+    fake.setDefaultDelay(600);
+    const owner = await connect(daemon.url, { session_id: "owner" });
+    owner.send(chat("r-owned", "mine"));
+    await owner.waitFor((frame) => frame.op === "call_tool_ack");
+    const stranger = await connect(daemon.url, { session_id: "stranger" });
+    stranger.send(chat("r-owned", "mine"));
+    expect((await stranger.result("r-owned")).error).toMatchObject({
+      code: "DUPLICATE",
+      original_request_id: "r-owned",
+    });
+    stranger.send({ op: "cancel", request_id: "r-owned" }); // ignored: not its call
+    const reused = await connect(daemon.url, { session_id: "owner" });
+    reused.send(chat("r-owned", "other arguments"));
+    expect((await reused.result("r-owned")).error).toMatchObject({ code: "DUPLICATE" });
+    const result = await owner.result("r-owned");
+    expect(result.outputs).toBeDefined();
+    // Finished: the cached result is the owner's only.
+    const late = await connect(daemon.url);
+    late.send(chat("r-owned", "mine"));
+    expect((await late.result("r-owned")).error).toMatchObject({ code: "DUPLICATE" });
+    expect(fake.chatRequests()).toHaveLength(1);
+    expect(fake.chatRequests()[0]?.abortedAt).toBeUndefined();
+
+    // The owner's session may cancel, even from a new connection (a shim reconnect).
+    fake.setDefaultDelay(2000);
+    owner.send(chat("r-cancel-later", "cancel me from elsewhere"));
+    await fake.waitForRequests(2);
+    const reconnected = await connect(daemon.url, { session_id: "owner" });
+    reconnected.send({ op: "cancel", request_id: "r-cancel-later" });
+    expect((await owner.result("r-cancel-later")).error).toMatchObject({ code: "CANCELLED" });
+  });
+
+  it("passes call_tool roots to the file sandbox instead of the daemon's cwd", async () => {
+    const { daemon, fake } = await startDaemon();
+    const project = tempDir("exai-roots-");
+    const other = tempDir("exai-roots-other-");
+    cleanups.push(() => project.cleanup());
+    cleanups.push(() => other.cleanup());
+    writeFileSync(join(project.path, "notes.txt"), "ROOTS-MARKER-1234\n");
+    writeFileSync(join(other.path, "secret-plan.txt"), "not yours\n");
+    const socket = await connect(daemon.url);
+    const files = (file: string) => ({ prompt: "read", files: [file] });
+    socket.send({
+      ...chat("r-in", ""),
+      arguments: files(join(project.path, "notes.txt")),
+      roots: [project.path],
+    });
+    const inside = await socket.result("r-in");
+    expect(inside.outputs).toBeDefined();
+    expect(JSON.stringify(fake.chatRequests()[0]?.body)).toContain("ROOTS-MARKER-1234");
+    socket.send({
+      ...chat("r-out", ""),
+      arguments: files(join(other.path, "secret-plan.txt")),
+      roots: [project.path],
+    });
+    expect((await socket.result("r-out")).error).toMatchObject({ code: "FILE_ACCESS_DENIED" });
+    // Without roots, the daemon's cwd (the repository here) is the sandbox.
+    socket.send({ ...chat("r-none", ""), arguments: files(join(project.path, "notes.txt")) });
+    expect((await socket.result("r-none")).error).toMatchObject({ code: "FILE_ACCESS_DENIED" });
   });
 
   it("aborts a call whose client disconnected and did not come back within the grace period", async () => {

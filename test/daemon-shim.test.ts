@@ -4,7 +4,7 @@
  * this process. Parallelism, coalescing across shims, OVER_CAPACITY retries, progress, reconnects,
  * a killed daemon, client cancellation, and which layer's timeout fires.
  */
-import { readFileSync } from "node:fs";
+import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { startFakeProvider, type FakeProvider } from "../src/testing/fake-provider.js";
@@ -56,7 +56,7 @@ async function setup(overrides: Record<string, string> = {}): Promise<Setup> {
 /** Starts `exai daemon` for this setup (extra environment on top). */
 const startDaemonFor = (s: Setup, extraEnv: Record<string, string> = {}) =>
   startDaemon({ ...s.env, ...extraEnv }, s.http, cleanups);
-const startShimFor = (s: Setup) => startShim(s.env, cleanups);
+const startShimFor = (s: Setup, cwd?: string) => startShim(s.env, cleanups, cwd);
 
 const chat = (prompt: string) => ({ name: "chat", arguments: { prompt } });
 
@@ -133,6 +133,33 @@ describe("daemon + shims: parallel calls and coalescing", () => {
     ]);
     for (const result of results) expect(structured(result)).toMatchObject({ status: "success" });
     expect(s.fake.chatRequests()).toHaveLength(2);
+  });
+});
+
+describe("daemon + shim: file sandbox", () => {
+  it("sandboxes a call to the shim's cwd (its project), not the daemon's, when the client offers no roots", async () => {
+    const s = await setup(); // EXAI_ALLOWED_ROOTS unset: only PATH, HOME and this env reach the processes
+    const project = tempDir("exai-project-");
+    const elsewhere = tempDir("exai-elsewhere-");
+    cleanups.push(() => project.cleanup());
+    cleanups.push(() => elsewhere.cleanup());
+    writeFileSync(join(project.path, "notes.txt"), "PROJECT-MARKER-5678\n");
+    writeFileSync(join(elsewhere.path, "other.txt"), "not this project\n");
+    await startDaemonFor(s); // its cwd is the repository
+    const shim = await startShimFor(s, project.path);
+    const inside = await shim.client.callTool({
+      name: "chat",
+      arguments: { prompt: "read", files: [join(project.path, "notes.txt")] },
+    });
+    expect(structured(inside)).toMatchObject({ status: "success" });
+    expect(JSON.stringify(s.fake.chatRequests()[0]?.body)).toContain("PROJECT-MARKER-5678");
+    const outside = await shim.client.callTool({
+      name: "chat",
+      arguments: { prompt: "read", files: [join(elsewhere.path, "other.txt")] },
+    });
+    expect(outside.isError).toBe(true);
+    expect(structured(outside)).toMatchObject({ code: "FILE_ACCESS_DENIED" });
+    expect(String(structured(outside).message)).toContain(project.path);
   });
 });
 
@@ -218,8 +245,8 @@ describe("daemon + shim: chaos", () => {
     const elapsed = performance.now() - killed;
     expect(result.isError).toBe(true);
     const payload = structured(result);
-    expect(payload.code).not.toMatch(/PROVIDER_ERROR|INTERNAL/);
-    expect(payload).toMatchObject({ reason: "daemon_gone", layer: "shim" });
+    // INTERNAL (retryable), not CANCELLED: nobody cancelled it.
+    expect(payload).toMatchObject({ code: "INTERNAL", reason: "daemon_gone", layer: "shim" });
     expect(String(payload.message)).toMatch(/went away/);
     expect(String(payload.message)).toMatch(/exai daemon/);
     expect(elapsed).toBeLessThan(1000);

@@ -88,6 +88,24 @@ export function isAllowedOrigin(origin: string | undefined, allowedHosts: Readon
   }
 }
 
+/**
+ * Why a request must be refused (403) before anything else, or undefined when it may proceed: its
+ * Host header must name this daemon (DNS rebinding) and its Origin, when present, too (web pages).
+ * Used by /mcp, /health, /metrics and every other HTTP path of the daemon.
+ */
+export function hostOrOriginProblem(
+  request: IncomingMessage,
+  allowedHosts: ReadonlySet<string>,
+): string | undefined {
+  const host = (request.headers.host ?? "").toLowerCase();
+  if (!allowedHosts.has(host)) {
+    return `Forbidden: Host header ${JSON.stringify(host.slice(0, 100))} is not this daemon; use http://127.0.0.1:<port>/ or http://localhost:<port>/`;
+  }
+  if (!isAllowedOrigin(request.headers.origin, allowedHosts))
+    return "Forbidden: cross-origin requests to the daemon are not allowed";
+  return undefined;
+}
+
 /** Reads a request body up to `limit` bytes; undefined when it is larger. */
 function readBody(request: IncomingMessage, limit: number): Promise<Buffer | undefined> {
   return new Promise((resolve, reject) => {
@@ -166,18 +184,9 @@ export function createMcpHttpEndpoint(options: McpHttpOptions): McpHttpEndpoint 
   };
 
   const handle = async (request: IncomingMessage, response: ServerResponse): Promise<void> => {
-    const host = (request.headers.host ?? "").toLowerCase();
-    if (!options.allowedHosts().has(host)) {
-      sendError(
-        response,
-        403,
-        -32000,
-        `Forbidden: Host header ${JSON.stringify(host.slice(0, 100))} is not this daemon; use http://127.0.0.1:<port>/mcp or http://localhost:<port>/mcp`,
-      );
-      return;
-    }
-    if (!isAllowedOrigin(request.headers.origin, options.allowedHosts())) {
-      sendError(response, 403, -32000, "Forbidden: cross-origin requests to the daemon are not allowed");
+    const forbidden = hostOrOriginProblem(request, options.allowedHosts());
+    if (forbidden !== undefined) {
+      sendError(response, 403, -32000, forbidden);
       return;
     }
     if (!authorised(request)) {

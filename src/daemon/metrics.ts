@@ -7,6 +7,9 @@
  * status are therefore reconstructed from each call's attempt list: the HTTP status (or error code)
  * of every failed attempt when the call failed, `ok` for the last attempt of a successful call and
  * `retried` for the attempts before it.
+ *
+ * The `tool` label is the normalised name of a known (enabled) tool, else "unknown": a client
+ * cannot create one time series per made-up tool name.
  */
 import { Counter, Gauge, Histogram, Registry } from "prom-client";
 import type { Admission } from "../pipeline/admission.js";
@@ -111,11 +114,11 @@ export function createDaemonMetrics(options: DaemonMetricsOptions): DaemonMetric
     },
   });
 
-  const observe = (outcome: CallOutcome) => {
+  const observe = (outcome: CallOutcome, tool: string) => {
     const summary = outcome.summary;
     const code = outcome.error?.code;
-    calls.inc({ tool: summary.tool, outcome: code ?? "success" });
-    duration.observe({ tool: summary.tool }, summary.duration_ms / 1000);
+    calls.inc({ tool, outcome: code ?? "success" });
+    duration.observe({ tool }, summary.duration_ms / 1000);
     if (code === "TIMEOUT") {
       const layer = typeof outcome.error?.layer === "string" ? outcome.error.layer : summary.layer;
       timeouts.inc({ layer });
@@ -144,7 +147,7 @@ export function createDaemonMetrics(options: DaemonMetricsOptions): DaemonMetric
         ...executor,
         async call(request) {
           const outcome = await executor.call(request);
-          observe(outcome);
+          observe(outcome, executor.findTool(request.tool)?.name ?? "unknown");
           return outcome;
         },
       };

@@ -9,11 +9,17 @@
  * Daemon → client: hello_ack, list_tools_res, call_tool_ack, progress, call_tool_res, health_res, error.
  */
 import { createHash, timingSafeEqual } from "node:crypto";
+import { isAbsolute } from "node:path";
 import { z } from "zod";
 import { ERROR_CODES } from "../errors.js";
 
 /** Largest frame either side accepts, bytes (32 MiB). */
 export const MAX_FRAME_BYTES = 32 * 1024 * 1024;
+/**
+ * Largest frame accepted before the hello (64 KiB): an unauthenticated peer gets close 1009 for a
+ * bigger one instead of having up to MAX_FRAME_BYTES buffered and parsed.
+ */
+export const MAX_PRE_HELLO_FRAME_BYTES = 64 * 1024;
 /** The first frame must be a hello within this many ms. */
 export const HELLO_TIMEOUT_MS = 15_000;
 /** The daemon pings every client this often, ms; a client that missed the previous pong is dropped. */
@@ -33,7 +39,7 @@ export const CLOSE_CODES = {
   NORMAL: 1000,
   /** The daemon is shutting down. */
   GOING_AWAY: 1001,
-  /** A frame exceeded MAX_FRAME_BYTES (sent by `ws` itself). */
+  /** A frame exceeded MAX_FRAME_BYTES (sent by `ws` itself), or MAX_PRE_HELLO_FRAME_BYTES before the hello. */
   TOO_BIG: 1009,
 } as const;
 
@@ -46,7 +52,8 @@ export const CLIENT_OPS = ["hello", "list_tools", "call_tool", "cancel", "health
 export type ClientOp = (typeof CLIENT_OPS)[number];
 
 /** request_id / session_id: opaque, printable, bounded (UUIDs in practice). */
-const identifier = z.string().regex(/^[\w.:-]{1,128}$/, "must be 1–128 characters of [A-Za-z0-9_.:-]");
+const IDENTIFIER = /^[\w.:-]{1,128}$/;
+const identifier = z.string().regex(IDENTIFIER, "must be 1–128 characters of [A-Za-z0-9_.:-]");
 
 // ---------------------------------------------------------------------------------------------
 // Client → daemon
@@ -83,6 +90,21 @@ export const callToolFrameSchema = z.object({
   deadline_ms: z.number().finite().nonnegative().optional(),
   /** Send progress frames (default true). */
   progress: z.boolean().optional(),
+  /**
+   * The caller's filesystem roots (absolute paths): the MCP client's roots, else the shim's cwd.
+   * The file sandbox of the call (EXAI_ALLOWED_ROOTS of the daemon, when set, still wins).
+   * An addition to the SPEC §7 frame; without it the daemon's roots apply.
+   */
+  roots: z
+    .array(
+      z
+        .string()
+        .min(1)
+        .max(4096)
+        .refine((root) => isAbsolute(root), "must be an absolute path"),
+    )
+    .max(256)
+    .optional(),
 });
 export type CallToolFrame = z.infer<typeof callToolFrameSchema>;
 
@@ -179,6 +201,11 @@ export const errorFrameSchema = z.object({
   op: z.literal("error"),
   code: z.enum(PROTOCOL_ERROR_CODES),
   message: z.string(),
+  /**
+   * The rejected frame's request_id, whenever it could be read from it (an addition to SPEC §7):
+   * the client fails that call at once instead of waiting for an answer that will never come.
+   */
+  request_id: identifier.optional(),
 });
 export type ErrorFrame = z.infer<typeof errorFrameSchema>;
 
@@ -197,7 +224,14 @@ export type ServerFrame = z.infer<typeof serverFrameSchema>;
 // Parsing
 // ---------------------------------------------------------------------------------------------
 
-export type ParseResult<T> = { ok: true; frame: T } | { ok: false; code: ProtocolErrorCode; message: string };
+export type ParseResult<T> =
+  { ok: true; frame: T } | { ok: false; code: ProtocolErrorCode; message: string; requestId?: string };
+
+/** The request_id of a rejected frame, when it has a well-formed one (to echo in the error frame). */
+function readableRequestId(value: Record<string, unknown>): { requestId?: string } {
+  const id = value.request_id;
+  return typeof id === "string" && IDENTIFIER.test(id) ? { requestId: id } : {};
+}
 
 /** Short, secret-free description of zod issues ("request_id: must be …; name: required"). */
 function describeIssues(error: z.ZodError): string {
@@ -225,23 +259,33 @@ function parseJsonObject(
  * Parses and validates a frame a client sent. Never throws.
  * - Not JSON / not an object / a known op with invalid fields → BAD_FRAME.
  * - A string `op` that is not a client op → UNKNOWN_OP.
+ * A failure carries `requestId` when the object has a well-formed `request_id`.
  * The messages never echo field values (a frame may carry the token).
  */
 export function parseClientFrame(text: string): ParseResult<ClientFrame> {
   const json = parseJsonObject(text);
   if (!json.ok) return { ok: false, code: "BAD_FRAME", message: json.message };
+  const echo = readableRequestId(json.value);
   const op = json.value.op;
-  if (typeof op !== "string") return { ok: false, code: "BAD_FRAME", message: "missing string field `op`" };
+  if (typeof op !== "string")
+    return { ok: false, code: "BAD_FRAME", message: "missing string field `op`", ...echo };
   if (!(CLIENT_OPS as readonly string[]).includes(op)) {
     return {
       ok: false,
       code: "UNKNOWN_OP",
       message: `unknown op ${JSON.stringify(op.slice(0, 64))}; expected one of ${CLIENT_OPS.join(", ")}`,
+      ...echo,
     };
   }
   const parsed = clientFrameSchema.safeParse(json.value);
-  if (!parsed.success)
-    return { ok: false, code: "BAD_FRAME", message: `invalid ${op} frame: ${describeIssues(parsed.error)}` };
+  if (!parsed.success) {
+    return {
+      ok: false,
+      code: "BAD_FRAME",
+      message: `invalid ${op} frame: ${describeIssues(parsed.error)}`,
+      ...echo,
+    };
+  }
   return { ok: true, frame: parsed.data };
 }
 

@@ -4,6 +4,14 @@
  * - A `call_tool` whose request_id is running attaches to it (the shim re-sends its in-flight calls
  *   after a reconnect); one whose request_id finished within EXAI_WS_RESULT_TTL gets the cached
  *   result. A request_id never runs twice.
+ * - A request_id belongs to its owner: the session (the hello `session_id`, which a reconnecting
+ *   shim presents again, so a re-send after a reconnect is the same owner) that started it, and the
+ *   fingerprint of what it asked (sha256 of name + arguments + roots). A re-sent request_id from
+ *   another session, or with other arguments, gets DUPLICATE {original_request_id} — it never
+ *   attaches to (nor reads the cached result of) someone else's call.
+ * - `cancel` aborts a call only for its owning session; a cancel from any other session is ignored.
+ *   Session ids are daemon-generated UUIDs unless the client picks one, so another client cannot
+ *   cancel or read a call without knowing its session id (and, with EXAI_WS_TOKEN, the token).
  * - A `call_tool` with an explicit call_key that another request_id is running under gets
  *   DUPLICATE {original_request_id} at once — it never waits for the first (the Python original's
  *   identical calls waited out the whole timeout).
@@ -12,13 +20,17 @@
  *
  * Semantic coalescing of identical {tool, arguments} is the executor's job, not this module's.
  */
+import { createHash } from "node:crypto";
 import { ExaiError } from "../errors.js";
+import { stableJson } from "../runtime/executor.js";
 import type { CallToolFrame, CallToolResFrame, ProgressFrame, ServerFrame } from "./protocol.js";
 
 /** A client connection as the registry sees it. */
 export interface RequestConnection {
   /** Unique per WebSocket connection (not per session: a session may reconnect). */
   readonly id: string;
+  /** The session (hello `session_id`) the connection belongs to; it owns the requests it starts. */
+  readonly sessionId?: string;
   /** Sends a frame; a no-op when the connection is closed. */
   send(frame: ServerFrame): void;
 }
@@ -48,7 +60,15 @@ export type SubmitOutcome =
   | { kind: "started"; traceId: string }
   | { kind: "attached"; traceId: string }
   | { kind: "cached"; traceId: string }
-  | { kind: "duplicate"; originalRequestId: string };
+  | {
+      kind: "duplicate";
+      originalRequestId: string;
+      /** call_key: another request runs under that call_key; request_id: the id belongs to another session or other arguments. */
+      reason: "call_key" | "request_id";
+    };
+
+/** What `cancel` did: aborted the call, found nothing running, or refused a session that does not own it. */
+export type CancelOutcome = "cancelled" | "not_running" | "not_owner";
 
 export interface RequestRegistryOptions {
   /** How long a finished result stays available to a re-sent request_id, ms (EXAI_WS_RESULT_TTL). */
@@ -67,8 +87,8 @@ export interface RequestRegistry {
    * cache, or answers DUPLICATE. Sends call_tool_ack (and the result, when known) itself.
    */
   submit(frame: CallToolFrame, connection: RequestConnection, start: StartCall): SubmitOutcome;
-  /** Aborts a running call. Returns false when request_id is not running. */
-  cancel(requestId: string, reason: ExaiError): boolean;
+  /** Aborts a running call, when `sessionId` is the session that owns it. */
+  cancel(requestId: string, sessionId: string | undefined, reason: ExaiError): CancelOutcome;
   /** A connection went away: its calls lose a listener; calls left with none start their grace period. */
   detach(connectionId: string): void;
   /** Calls running now. */
@@ -84,8 +104,26 @@ interface Listener {
   progress: boolean;
 }
 
+/** Who may attach to / read / cancel a request_id. */
+interface Owner {
+  sessionId: string | undefined;
+  /** sha256 of name + arguments + roots. */
+  fingerprint: string;
+}
+
+/** sha256 of what a call_tool asks (name, arguments, roots) in stable JSON. */
+export function requestFingerprint(frame: Pick<CallToolFrame, "name" | "arguments" | "roots">): string {
+  return createHash("sha256")
+    .update(stableJson({ name: frame.name, arguments: frame.arguments, roots: frame.roots ?? null }))
+    .digest("hex");
+}
+
+const sameOwner = (owner: Owner, other: Owner) =>
+  owner.sessionId === other.sessionId && owner.fingerprint === other.fingerprint;
+
 interface RunningEntry {
   requestId: string;
+  owner: Owner;
   traceId: string;
   timeoutS: number;
   callKey?: string;
@@ -95,6 +133,7 @@ interface RunningEntry {
 }
 
 interface CachedEntry {
+  owner: Owner;
   traceId: string;
   timeoutS: number;
   frame: CallToolResFrame;
@@ -148,6 +187,7 @@ export function createRequestRegistry(options: RequestRegistryOptions): RequestR
     const frame: CallToolResFrame = { op: "call_tool_res", request_id: entry.requestId, ...body };
     if (!closed && !(body.error && uncached.has(body.error.code))) {
       cache.set(entry.requestId, {
+        owner: entry.owner,
         traceId: entry.traceId,
         timeoutS: entry.timeoutS,
         frame,
@@ -167,14 +207,19 @@ export function createRequestRegistry(options: RequestRegistryOptions): RequestR
     submit(frame, connection, start) {
       const requestId = frame.request_id;
       const wantsProgress = frame.progress !== false;
+      const owner: Owner = { sessionId: connection.sessionId, fingerprint: requestFingerprint(frame) };
       const active = running.get(requestId);
       if (active) {
+        if (!sameOwner(active.owner, owner))
+          return { kind: "duplicate", originalRequestId: requestId, reason: "request_id" };
         listen(active, connection, wantsProgress);
         ack(connection, requestId, active.traceId, active.timeoutS);
         return { kind: "attached", traceId: active.traceId };
       }
       const done = lookupCached(requestId);
       if (done) {
+        if (!sameOwner(done.owner, owner))
+          return { kind: "duplicate", originalRequestId: requestId, reason: "request_id" };
         ack(connection, requestId, done.traceId, done.timeoutS);
         connection.send(done.frame);
         return { kind: "cached", traceId: done.traceId };
@@ -182,11 +227,12 @@ export function createRequestRegistry(options: RequestRegistryOptions): RequestR
       if (frame.call_key !== undefined) {
         const original = byCallKey.get(frame.call_key);
         if (original !== undefined && running.has(original))
-          return { kind: "duplicate", originalRequestId: original };
+          return { kind: "duplicate", originalRequestId: original, reason: "call_key" };
       }
 
       const entry: RunningEntry = {
         requestId,
+        owner,
         traceId: "",
         timeoutS: 0,
         ...(frame.call_key !== undefined ? { callKey: frame.call_key } : {}),
@@ -209,11 +255,12 @@ export function createRequestRegistry(options: RequestRegistryOptions): RequestR
       return { kind: "started", traceId: started.traceId };
     },
 
-    cancel(requestId, reason) {
+    cancel(requestId, sessionId, reason) {
       const entry = running.get(requestId);
-      if (!entry) return false;
+      if (!entry) return "not_running";
+      if (entry.owner.sessionId !== sessionId) return "not_owner";
       entry.controller.abort(reason);
-      return true;
+      return "cancelled";
     },
 
     detach(connectionId) {

@@ -6,9 +6,13 @@
  *   - `/health` (JSON) and `/metrics` (Prometheus text, ./metrics.ts).
  *
  * Calls run on the shared runtime's executor with the daemon ceiling (EXAI_WS_CALL_TIMEOUT), the
- * caller's `deadline_ms`, the WebSocket session as admission session, and no OVER_CAPACITY retries
- * here (the shim retries, so a refusal comes back at once with retry_after). request_id
- * idempotency and call_key duplicates live in ./requests.ts.
+ * caller's `deadline_ms`, the WebSocket session as admission session, the caller's `roots` as file
+ * sandbox (the shim sends its client's roots, else its own cwd; the daemon's EXAI_ALLOWED_ROOTS
+ * still wins), and no OVER_CAPACITY retries here (the shim retries, so a refusal comes back at once
+ * with retry_after). request_id idempotency, ownership and call_key duplicates live in ./requests.ts.
+ *
+ * Every HTTP path (/mcp, /health, /metrics) checks the Host header and Origin (loopback or the
+ * configured host, with the port); before its hello a WebSocket peer may send at most 64 KiB.
  *
  * Shutdown (SIGTERM): stop accepting, let in-flight calls finish within their deadlines, deliver
  * their results, close every socket, close the runtime.
@@ -24,13 +28,14 @@ import type { CallOutcome, CallRequest, Executor } from "../runtime/executor.js"
 import { createRuntime, type Runtime } from "../runtime/runtime.js";
 import { listTools, toCallToolResult } from "../server/mcp.js";
 import { VERSION } from "../version.js";
-import { createMcpHttpEndpoint, isAllowedOrigin } from "./http-mcp.js";
+import { createMcpHttpEndpoint, hostOrOriginProblem, isAllowedOrigin } from "./http-mcp.js";
 import { createDaemonMetrics } from "./metrics.js";
 import {
   CLOSE_CODES,
   HELLO_TIMEOUT_MS,
   helloFrameSchema,
   MAX_FRAME_BYTES,
+  MAX_PRE_HELLO_FRAME_BYTES,
   parseClientFrame,
   PING_INTERVAL_MS,
   tokensEqual,
@@ -258,6 +263,7 @@ export async function createDaemon(config: Config, options: DaemonOptions = {}):
           ...(frame.call_key !== undefined ? { callKey: frame.call_key } : {}),
           ...(connection.sessionId !== undefined ? { sessionId: connection.sessionId } : {}),
           ...(frame.deadline_ms !== undefined ? { callerBudgetMs: frame.deadline_ms } : {}),
+          ...(frame.roots !== undefined && frame.roots.length > 0 ? { roots: frame.roots } : {}),
           ceiling: { layer: "daemon", ms: ceilingMs },
           signal,
           retryOverCapacity: false,
@@ -276,13 +282,15 @@ export async function createDaemon(config: Config, options: DaemonOptions = {}):
       return { traceId, timeoutS: budgetMs / 1000, result };
     });
     if (submitted.kind === "duplicate") {
-      metrics.recordRejection("DUPLICATE", "call_key");
+      metrics.recordRejection("DUPLICATE", submitted.reason);
       refuse(
         connection,
         frame,
         new ExaiError(
           "DUPLICATE",
-          `a call with this call_key is already in flight as request ${submitted.originalRequestId}; wait for its result or send a different call_key`,
+          submitted.reason === "call_key"
+            ? `a call with this call_key is already in flight as request ${submitted.originalRequestId}; wait for its result or send a different call_key`
+            : `request_id ${submitted.originalRequestId} is already taken by another session or by a call with other arguments; send a fresh request_id for a new call`,
           { details: { original_request_id: submitted.originalRequestId } },
         ),
       );
@@ -360,8 +368,16 @@ export async function createDaemon(config: Config, options: DaemonOptions = {}):
     }
     const parsed = parseClientFrame(rawText(data));
     if (!parsed.ok) {
-      logger.debug({ connection: connection.id, code: parsed.code }, "bad frame");
-      connection.send({ op: "error", code: parsed.code, message: parsed.message });
+      logger.debug(
+        { connection: connection.id, code: parsed.code, request_id: parsed.requestId },
+        "bad frame",
+      );
+      connection.send({
+        op: "error",
+        code: parsed.code,
+        message: parsed.message,
+        ...(parsed.requestId !== undefined ? { request_id: parsed.requestId } : {}),
+      });
       return;
     }
     const frame = parsed.frame;
@@ -385,9 +401,10 @@ export async function createDaemon(config: Config, options: DaemonOptions = {}):
       case "cancel": {
         const cancelled = requests.cancel(
           frame.request_id,
+          connection.sessionId,
           new ExaiError("CANCELLED", `the client cancelled request ${frame.request_id}`),
         );
-        logger.debug({ request_id: frame.request_id, cancelled }, "cancel");
+        logger.debug({ request_id: frame.request_id, session: connection.sessionId, cancelled }, "cancel");
         return;
       }
       case "health":
@@ -396,7 +413,19 @@ export async function createDaemon(config: Config, options: DaemonOptions = {}):
     }
   };
 
-  wss.on("connection", (ws: WebSocket) => {
+  /** Before the hello, a frame over 64 KiB closes the connection (1009) and stops reading from it. */
+  const refuseBigBeforeHello = (connection: ClientConnection, socket: Duplex) => {
+    if (connection.ws.readyState !== connection.ws.OPEN) return;
+    closeWith(
+      connection,
+      CLOSE_CODES.TOO_BIG,
+      `frame before hello larger than ${MAX_PRE_HELLO_FRAME_BYTES / 1024} KiB`,
+    );
+    socket.pause();
+    setTimeout(() => connection.ws.terminate(), 500).unref();
+  };
+
+  wss.on("connection", (ws: WebSocket, request: IncomingMessage) => {
     const connection: ClientConnection = {
       id: randomUUID(),
       ws,
@@ -419,6 +448,21 @@ export async function createDaemon(config: Config, options: DaemonOptions = {}):
       helloTimeoutMs,
     );
     connection.helloTimer.unref();
+    // Counts the raw bytes until the hello is handled, so an oversize first frame is refused while it
+    // arrives instead of after up to MAX_FRAME_BYTES were buffered. ws parses each chunk (and emits
+    // the hello) in its own data listener, which runs before this one; counted bytes therefore all
+    // belong to the first frame (its header is at most 14 bytes).
+    const rawSocket = request.socket;
+    let preHelloBytes = 0;
+    const countPreHello = (chunk: Buffer) => {
+      if (connection.sessionId !== undefined) {
+        rawSocket.off("data", countPreHello);
+        return;
+      }
+      preHelloBytes += chunk.length;
+      if (preHelloBytes > MAX_PRE_HELLO_FRAME_BYTES + 14) refuseBigBeforeHello(connection, rawSocket);
+    };
+    rawSocket.on("data", countPreHello);
     ws.on("pong", () => {
       connection.alive = true;
     });
@@ -428,8 +472,9 @@ export async function createDaemon(config: Config, options: DaemonOptions = {}):
     });
     ws.on("message", (data, isBinary) => {
       if (ws.readyState !== ws.OPEN) return; // closing after a refused hello: ignore what follows
-      if (connection.sessionId === undefined) onHello(connection, data, isBinary);
-      else onFrame(connection, data, isBinary);
+      if (connection.sessionId !== undefined) onFrame(connection, data, isBinary);
+      else if (rawLength(data) > MAX_PRE_HELLO_FRAME_BYTES) refuseBigBeforeHello(connection, rawSocket);
+      else onHello(connection, data, isBinary);
     });
     ws.on("close", (code) => {
       clearTimeout(connection.helloTimer);
@@ -463,6 +508,14 @@ export async function createDaemon(config: Config, options: DaemonOptions = {}):
 
   const onRequest = async (request: IncomingMessage, response: ServerResponse) => {
     const path = (request.url ?? "/").split("?")[0] ?? "/";
+    if (path !== "/mcp") {
+      // /mcp answers these itself, in JSON-RPC shape.
+      const forbidden = hostOrOriginProblem(request, allowedHosts());
+      if (forbidden !== undefined) {
+        sendJson(response, 403, { error: forbidden });
+        return;
+      }
+    }
     if (path === "/mcp") {
       await mcp.handle(request, response);
       return;
@@ -572,6 +625,11 @@ export async function createDaemon(config: Config, options: DaemonOptions = {}):
   };
 
   return { host, port: boundPort, url, runtime, close };
+}
+
+function rawLength(data: RawData): number {
+  if (Array.isArray(data)) return data.reduce((total, chunk) => total + chunk.length, 0);
+  return data instanceof ArrayBuffer ? data.byteLength : data.length;
 }
 
 function rawText(data: RawData): string {

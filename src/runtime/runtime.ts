@@ -23,6 +23,9 @@ import { FULL_TOOLS, selectTools } from "../tools/index.js";
 import { VERSION } from "../version.js";
 import { createExecutor, type Executor } from "./executor.js";
 
+/** File readers kept for distinct sets of client roots (one per project, typically). */
+const MAX_CACHED_READERS = 64;
+
 export interface Runtime {
   config: Config;
   services: Services;
@@ -95,10 +98,15 @@ export function createRuntime(config: Config, options: RuntimeOptions): Runtime 
       if (config.allowedRoots || !roots || roots.length === 0) return defaultReader;
       const key = [...roots].sort().join("\n");
       let reader = readers.get(key);
-      if (!reader) {
+      if (reader) {
+        // Most recently used last: the Map's insertion order is the eviction order.
+        readers.delete(key);
+      } else {
         reader = createFileReader({ sandbox: sandbox.withRoots([...roots]) });
-        readers.set(key, reader);
+        const oldest = readers.keys().next();
+        if (readers.size >= MAX_CACHED_READERS && !oldest.done) readers.delete(oldest.value);
       }
+      readers.set(key, reader);
       return reader;
     },
     stats(): RuntimeStats {

@@ -5,8 +5,11 @@
  *
  * - Connects with backoff (0.25 s doubling to 2 s, 10 s in all); when nothing listens, starts
  *   `exai daemon` detached and keeps trying.
- * - tools/call → call_tool with a fresh request_id, the trace_id from `_meta` (or a new one) and
- *   deadline_ms = what is left of the shim's own budget (EXAI_SHIM_RPC_TIMEOUT). Daemon progress
+ * - tools/call → call_tool with a fresh request_id, the trace_id from `_meta` (or a new one),
+ *   deadline_ms = what is left of the shim's own budget (EXAI_SHIM_RPC_TIMEOUT) minus a transit
+ *   margin, and `roots` = the file sandbox of this client: the shim's EXAI_ALLOWED_ROOTS when set,
+ *   else the MCP client's roots (when it offers them; refreshed on roots/list_changed), else the
+ *   shim's cwd — so files are judged against the client's project, not the daemon's cwd. Daemon progress
  *   frames become `notifications/progress` (the Python shim dropped them); MCP cancellation becomes
  *   `{op:"cancel"}`; OVER_CAPACITY is retried with jitter (at least retry_after) up to 3 times
  *   inside the deadline.
@@ -14,18 +17,23 @@
  *   request_id: the daemon attaches or answers from its result cache, so nothing runs twice. When
  *   the reconnect is refused (nothing listens: the daemon died) the in-flight calls end at once
  *   with an error that says so; the next call starts a new daemon.
+ * - A call the daemon rejects as a frame (`{op:"error", request_id}`, e.g. BAD_FRAME), one too big
+ *   for the daemon's frame limit (checked before sending; close 1009) fails at once with
+ *   INVALID_ARGUMENT — never re-sent.
  * - The shim's ceiling only fires when the daemon never answers (frozen, overloaded).
  *
  * stdout carries only MCP; logs go to stderr.
  */
 import { spawn } from "node:child_process";
 import { randomUUID } from "node:crypto";
+import { isAbsolute } from "node:path";
 import { fileURLToPath } from "node:url";
 import { Server } from "@modelcontextprotocol/sdk/server/index.js";
 import { StdioServerTransport } from "@modelcontextprotocol/sdk/server/stdio.js";
 import {
   CallToolRequestSchema,
   ListToolsRequestSchema,
+  RootsListChangedNotificationSchema,
   type CallToolResult,
   type Tool,
 } from "@modelcontextprotocol/sdk/types.js";
@@ -37,6 +45,7 @@ import {
   parseServerFrame,
   type CallToolFrame,
   type CallToolResFrame,
+  type ErrorFrame,
   type ProgressFrame,
   type ServerFrame,
 } from "../daemon/protocol.js";
@@ -53,8 +62,16 @@ const CONNECT_MAX_DELAY_MS = 2000;
 const SPAWNED_MAX_DELAY_MS = 500;
 /** One connection attempt (TCP + WebSocket handshake + hello_ack), ms. */
 const ATTEMPT_TIMEOUT_MS = 2000;
-/** Kept off the deadline sent to the daemon so its answer arrives before the shim's ceiling, ms. */
-const TRANSIT_MARGIN_MS = 100;
+/** How long the shim waits for its MCP client to list its roots, ms. */
+const ROOTS_TIMEOUT_MS = 2000;
+
+/**
+ * Kept off the deadline sent to the daemon so its answer arrives before the shim's ceiling, ms:
+ * max(250 ms, 2 % of the budget) — 100 ms proved too tight for stdio + WebSocket transit under load.
+ */
+export function transitMarginMs(budgetMs: number): number {
+  return Math.max(250, budgetMs * 0.02);
+}
 /** OVER_CAPACITY backoff floor before retry n: 250 ms · 2^(n−1). */
 const OVER_CAPACITY_BASE_MS = 250;
 
@@ -92,8 +109,13 @@ interface DaemonLink {
   connect(options: { spawn: boolean; deadlineAt: number; signal: AbortSignal }): Promise<WebSocket>;
   /** The daemon_id of the daemon the current socket is greeted by (undefined when not connected). */
   daemonId(): string | undefined;
-  /** Registers the frame handler of a request_id; returns the unregister function. */
-  watch(requestId: string, handlers: { onFrame(frame: ServerFrame): void; onClose(): void }): () => void;
+  /**
+   * Registers the handlers of a request_id sent on `socket` (register it right before sending: a
+   * close 1009 blames the first call, in send order, that the daemon had not answered yet).
+   * Watchers belong to their socket: whichever socket closes, its own calls hear about it, even when
+   * another socket has replaced it as the current one. Returns the unregister function.
+   */
+  watch(socket: WebSocket, requestId: string, handlers: CallWatcher): () => void;
   /** Asks the daemon for its tools on `socket`. Rejects when the socket closes or `signal` aborts. */
   listTools(socket: WebSocket, signal: AbortSignal): Promise<Tool[]>;
   send(socket: WebSocket, frame: Record<string, unknown>): boolean;
@@ -102,6 +124,29 @@ interface DaemonLink {
 }
 
 class DaemonGone extends Error {}
+
+/** What one in-flight call hears from the socket it was sent on. */
+interface CallWatcher {
+  /** A frame for its request_id: call_tool_ack, progress, call_tool_res, or an `error` naming it. */
+  onFrame(frame: ServerFrame): void;
+  /**
+   * The socket closed. `tooBig`: the close was 1009 and this call's frame is the one the daemon
+   * refused as too large (the first of the socket's calls, in send order, it had not answered).
+   */
+  onClose(info: { code: number; tooBig: boolean }): void;
+}
+
+interface WatchedCall {
+  handlers: CallWatcher;
+  /** The daemon sent something for it on this socket (so its frame was not the one refused). */
+  answered: boolean;
+}
+
+/** Watchers and list_tools waiters of one socket. */
+interface SocketState {
+  calls: Map<string, WatchedCall>;
+  listWaiters: Set<{ resolve(tools: Tool[]): void; reject(error: Error): void }>;
+}
 
 function rawText(data: RawData): string {
   if (Array.isArray(data)) return Buffer.concat(data).toString("utf8");
@@ -119,8 +164,16 @@ function createDaemonLink(config: Config, options: ShimOptions, logger: Logger):
   let sessionId: string | undefined;
   let daemonId: string | undefined;
   let lastSpawnAt = Number.NEGATIVE_INFINITY;
-  const watchers = new Map<string, { onFrame(frame: ServerFrame): void; onClose(): void }>();
-  const listWaiters = new Set<{ resolve(tools: Tool[]): void; reject(error: Error): void }>();
+  const sockets = new Map<WebSocket, SocketState>();
+  const stateOf = (socket: WebSocket): SocketState => {
+    let state = sockets.get(socket);
+    if (!state) {
+      state = { calls: new Map(), listWaiters: new Set() };
+      // A socket that already closed had its onClosed: nothing would ever clear state kept for it.
+      if (socket.readyState !== WebSocket.CLOSED) sockets.set(socket, state);
+    }
+    return state;
+  };
 
   /** Starts `exai daemon` detached, at most once per connect window. Returns true when it did. */
   const spawnDaemon = (): boolean => {
@@ -129,6 +182,8 @@ function createDaemonLink(config: Config, options: ShimOptions, logger: Logger):
     logger.info({ url, cli: cliPath }, "no daemon answers; starting `exai daemon`");
     try {
       const child = spawn(process.execPath, [cliPath, "daemon"], {
+        // The shim's cwd (the client's project): the daemon's cwd is the sandbox of /mcp clients without roots.
+        cwd: config.cwd,
         detached: true,
         stdio: "ignore",
         env: options.daemonEnv ?? process.env,
@@ -141,18 +196,29 @@ function createDaemonLink(config: Config, options: ShimOptions, logger: Logger):
     return true;
   };
 
-  const dispatch = (frame: ServerFrame) => {
+  const toCall = (socket: WebSocket, requestId: string, frame: ServerFrame) => {
+    const call = sockets.get(socket)?.calls.get(requestId);
+    if (!call) return false;
+    call.answered = true;
+    call.handlers.onFrame(frame);
+    return true;
+  };
+
+  const dispatch = (socket: WebSocket, frame: ServerFrame) => {
     switch (frame.op) {
       case "call_tool_ack":
       case "progress":
       case "call_tool_res":
-        watchers.get(frame.request_id)?.onFrame(frame);
+        toCall(socket, frame.request_id, frame);
         return;
-      case "list_tools_res":
-        for (const waiter of listWaiters) waiter.resolve(frame.tools as Tool[]);
-        listWaiters.clear();
+      case "list_tools_res": {
+        const waiters = sockets.get(socket)?.listWaiters;
+        for (const waiter of waiters ?? []) waiter.resolve(frame.tools as Tool[]);
+        waiters?.clear();
         return;
+      }
       case "error":
+        if (frame.request_id !== undefined && toCall(socket, frame.request_id, frame)) return;
         logger.warn({ code: frame.code, message: frame.message }, "the daemon reported a protocol error");
         return;
       default:
@@ -161,12 +227,19 @@ function createDaemonLink(config: Config, options: ShimOptions, logger: Logger):
   };
 
   const onClosed = (socket: WebSocket, code: number) => {
-    if (current !== socket) return;
-    current = undefined;
-    logger.info({ code }, "connection to the daemon closed");
-    for (const waiter of listWaiters) waiter.reject(new Error("the connection to the daemon closed"));
-    listWaiters.clear();
-    for (const watcher of [...watchers.values()]) watcher.onClose();
+    if (current === socket) current = undefined;
+    const state = sockets.get(socket);
+    sockets.delete(socket);
+    if (!state) return;
+    logger.info({ code, calls: state.calls.size }, "connection to the daemon closed");
+    for (const waiter of state.listWaiters) waiter.reject(new Error("the connection to the daemon closed"));
+    state.listWaiters.clear();
+    // 1009: the daemon refused a frame as too large. Frames are handled in order and each call_tool
+    // is answered at once (ack, or error), so the culprit is the first call it had not answered.
+    const culprit =
+      code === CLOSE_CODES.TOO_BIG ? [...state.calls.values()].find((call) => !call.answered) : undefined;
+    for (const call of [...state.calls.values()]) call.handlers.onClose({ code, tooBig: call === culprit });
+    state.calls.clear();
   };
 
   /** One attempt: connect, hello, hello_ack. */
@@ -208,7 +281,7 @@ function createDaemonLink(config: Config, options: ShimOptions, logger: Logger):
           return;
         }
         if (greeted) {
-          dispatch(parsed.frame);
+          dispatch(socket, parsed.frame);
           return;
         }
         if (parsed.frame.op !== "hello_ack") {
@@ -221,6 +294,7 @@ function createDaemonLink(config: Config, options: ShimOptions, logger: Logger):
         sessionId = parsed.frame.session_id;
         daemonId = parsed.frame.daemon_id;
         current = socket;
+        stateOf(socket);
         resolve(socket);
       });
       socket.on("error", (error: NodeJS.ErrnoException) => {
@@ -249,7 +323,8 @@ function createDaemonLink(config: Config, options: ShimOptions, logger: Logger):
 
   const unreachable = (last: LinkFailure | undefined, started: boolean) =>
     new ExaiError(
-      "CANCELLED",
+      // INTERNAL (retryable), not CANCELLED: agents read CANCELLED as "the user cancelled".
+      "INTERNAL",
       `the exai daemon at ${url} is unreachable${last ? ` (${last.message})` : ""}; ${started ? "it was started automatically but " : "it "}did not answer within ${formatSeconds(windowMs / 1000)}. Run \`exai daemon\` in a terminal to see why, or check EXAI_DATA_DIR/logs/exai.log and EXAI_WS_HOST / EXAI_WS_PORT`,
       { retryable: true, details: { layer: "shim", reason: "daemon_unreachable", daemon_url: url } },
     );
@@ -299,10 +374,13 @@ function createDaemonLink(config: Config, options: ShimOptions, logger: Logger):
       }
     },
     daemonId: () => (current ? daemonId : undefined),
-    watch(requestId, handlers) {
-      watchers.set(requestId, handlers);
+    watch(socket, requestId, handlers) {
+      const calls = stateOf(socket).calls;
+      const call: WatchedCall = { handlers, answered: false };
+      calls.delete(requestId); // re-inserted last: the map's order is the send order
+      calls.set(requestId, call);
       return () => {
-        if (watchers.get(requestId) === handlers) watchers.delete(requestId);
+        if (calls.get(requestId) === call) calls.delete(requestId);
       };
     },
     listTools(socket, signal) {
@@ -321,6 +399,7 @@ function createDaemonLink(config: Config, options: ShimOptions, logger: Logger):
             reject(error);
           },
         };
+        const listWaiters = stateOf(socket).listWaiters;
         const onAbort = () => {
           listWaiters.delete(waiter);
           reject(abortReason(signal));
@@ -333,10 +412,12 @@ function createDaemonLink(config: Config, options: ShimOptions, logger: Logger):
     },
     send,
     async close() {
+      for (const [open, state] of sockets) {
+        for (const requestId of state.calls.keys()) send(open, { op: "cancel", request_id: requestId });
+        state.calls.clear();
+      }
       const socket = current;
       if (!socket) return;
-      for (const requestId of watchers.keys()) send(socket, { op: "cancel", request_id: requestId });
-      watchers.clear();
       await new Promise<void>((resolve) => {
         const timer = setTimeout(() => {
           socket.terminate();
@@ -351,6 +432,15 @@ function createDaemonLink(config: Config, options: ShimOptions, logger: Logger):
       });
     },
   };
+}
+
+/** The error of a call whose frame the daemon rejected (`{op:"error", request_id}`). */
+function rejectedFrame(frame: ErrorFrame): ExaiError {
+  return new ExaiError(
+    "INVALID_ARGUMENT",
+    `the daemon rejected this call's frame (${frame.code}): ${frame.message}`,
+    { details: { layer: "shim", daemon_code: frame.code } },
+  );
 }
 
 /** The MCP result for an error payload (same shape as the in-process server's). */
@@ -401,6 +491,7 @@ export function createShimServer(config: Config, options: ShimOptions = {}): Shi
   const random = options.random ?? Math.random;
   const budgetMs = config.timeouts.shimMs;
   const budgetText = formatSeconds(budgetMs / 1000);
+  const marginMs = transitMarginMs(budgetMs);
   const healthUrl = link.url.replace(/^ws:/, "http:").replace(/\/$/, "/health");
   let tools: Tool[] | undefined;
 
@@ -408,6 +499,44 @@ export function createShimServer(config: Config, options: ShimOptions = {}): Shi
     { name: SERVER_NAME, version: VERSION },
     { capabilities: { tools: { listChanged: false } }, instructions: SERVER_INSTRUCTIONS },
   );
+
+  // The client's roots (as src/server/mcp.ts does): listed once, again after roots/list_changed.
+  let clientRoots: string[] | undefined;
+  let rootsLoaded: Promise<void> | undefined;
+  const loadRoots = (): Promise<void> => {
+    rootsLoaded ??= (async () => {
+      let listed: string[] | undefined;
+      if (server.getClientCapabilities()?.roots) {
+        try {
+          const result = await server.listRoots(undefined, { timeout: ROOTS_TIMEOUT_MS });
+          listed = result.roots.flatMap((root) => {
+            if (!root.uri.startsWith("file://")) return [];
+            try {
+              const path = fileURLToPath(root.uri);
+              return isAbsolute(path) ? [path] : [];
+            } catch {
+              return []; // a file URL this platform cannot map to a path (e.g. a remote host)
+            }
+          });
+        } catch (error) {
+          // A client that advertises roots but fails to list them: fall back to the shim's cwd.
+          logger.warn({ err: error }, "could not list the client's roots; using the shim's cwd");
+        }
+      }
+      clientRoots = listed;
+    })();
+    return rootsLoaded;
+  };
+  server.setNotificationHandler(RootsListChangedNotificationSchema, async () => {
+    rootsLoaded = undefined;
+    await loadRoots();
+  });
+  /** The file sandbox sent with each call: EXAI_ALLOWED_ROOTS of the shim, the client's roots, or its cwd. */
+  const rootsForCall = async (signal: AbortSignal): Promise<string[]> => {
+    if (config.allowedRoots && config.allowedRoots.length > 0) return config.allowedRoots;
+    await raceSignal(loadRoots(), signal);
+    return clientRoots && clientRoots.length > 0 ? clientRoots : [config.cwd];
+  };
 
   server.setRequestHandler(ListToolsRequestSchema, async (_request, extra) => {
     if (tools) return { tools };
@@ -441,6 +570,17 @@ export function createShimServer(config: Config, options: ShimOptions = {}): Shi
     phase: Phase,
   ): Promise<CallToolResFrame> => {
     const signal = deadline.signal;
+    // deadline_ms only shrinks, so this is the largest the frame will ever be.
+    const largest = Buffer.byteLength(JSON.stringify({ ...frame, deadline_ms: Math.floor(budgetMs) }));
+    if (largest > MAX_FRAME_BYTES) {
+      throw new ExaiError(
+        "INVALID_ARGUMENT",
+        `arguments too large for the daemon's ${MAX_FRAME_BYTES / 1024 / 1024} MiB frame limit (${(largest / 1024 / 1024).toFixed(1)} MiB); pass files by path instead of their contents`,
+        {
+          details: { layer: "shim", field: "arguments", frame_bytes: largest, limit_bytes: MAX_FRAME_BYTES },
+        },
+      );
+    }
     for (;;) {
       const socket = await link.connect({ spawn: !phase.sent, deadlineAt: deadline.at, signal });
       if (phase.sent && phase.daemonId !== undefined && link.daemonId() !== phase.daemonId) {
@@ -458,24 +598,37 @@ export function createShimServer(config: Config, options: ShimOptions = {}): Shi
           link.send(socket, { op: "cancel", request_id: frame.request_id });
           reject(abortReason(signal));
         };
-        const unwatch = link.watch(frame.request_id, {
+        const unwatch = link.watch(socket, frame.request_id, {
           onFrame(incoming) {
             if (incoming.op === "call_tool_ack") phase.acked = true;
             else if (incoming.op === "progress") onProgress?.(incoming);
             else if (incoming.op === "call_tool_res") {
               finish();
               resolve(incoming);
+            } else if (incoming.op === "error") {
+              // The daemon rejected this call's frame: re-sending it would only be rejected again.
+              finish();
+              reject(rejectedFrame(incoming));
             }
           },
-          onClose() {
+          onClose({ tooBig }) {
             finish();
-            resolve("closed");
+            if (tooBig) {
+              // Final for this call: re-sending the same frame would close the next connection too.
+              reject(
+                new ExaiError(
+                  "INVALID_ARGUMENT",
+                  `the daemon closed the connection (1009, frame too large) on this call's frame: its arguments exceed the daemon's frame limit; pass files by path instead of their contents`,
+                  { details: { layer: "shim", field: "arguments", close_code: CLOSE_CODES.TOO_BIG } },
+                ),
+              );
+            } else resolve("closed");
           },
         });
         signal.addEventListener("abort", onAbort, { once: true });
         const sent = link.send(socket, {
           ...frame,
-          deadline_ms: Math.max(0, Math.floor(deadline.remainingMs() - TRANSIT_MARGIN_MS)),
+          deadline_ms: Math.max(0, Math.floor(deadline.remainingMs() - marginMs)),
         });
         if (!sent) {
           finish();
@@ -513,6 +666,7 @@ export function createShimServer(config: Config, options: ShimOptions = {}): Shi
           };
     const phase: Phase = { acked: false, sent: false };
     try {
+      const roots = await rootsForCall(deadline.signal);
       for (let retry = 0; ; retry++) {
         const requestId = randomUUID();
         phase.acked = false;
@@ -526,6 +680,7 @@ export function createShimServer(config: Config, options: ShimOptions = {}): Shi
             arguments: request.params.arguments ?? {},
             trace_id: traceId,
             progress: progressToken !== undefined,
+            roots,
           },
           deadline,
           onProgress,
@@ -536,7 +691,7 @@ export function createShimServer(config: Config, options: ShimOptions = {}): Shi
           // At least what the daemon asked for, up to twice that, and a growing floor.
           const floor = OVER_CAPACITY_BASE_MS * 2 ** retry;
           const delay = Math.max((retryAfterS ?? 0.5) * 1000, floor) * (1 + random());
-          if (delay < deadline.remainingMs() - TRANSIT_MARGIN_MS) {
+          if (delay < deadline.remainingMs() - marginMs) {
             logger.debug(
               { trace_id: traceId, retry: retry + 1, delay_ms: Math.round(delay) },
               "OVER_CAPACITY; retrying",
@@ -557,8 +712,9 @@ export function createShimServer(config: Config, options: ShimOptions = {}): Shi
   const describeFailure = (error: unknown, phase: Phase, traceId: string): ExaiError => {
     if (error instanceof DaemonGone) {
       logger.warn({ trace_id: traceId }, "the daemon went away during a call");
+      // INTERNAL (retryable), not CANCELLED: agents read CANCELLED as "the user cancelled".
       return new ExaiError(
-        "CANCELLED",
+        "INTERNAL",
         `the exai daemon at ${link.url} went away during the call (reconnect refused: ${error.message}); the call did not complete and its result is lost. Retry it: the next call starts a new daemon automatically (or run \`exai daemon\`; inspect ${healthUrl} and EXAI_DATA_DIR/logs/exai.log)`,
         { retryable: true, details: { layer: "shim", reason: "daemon_gone", daemon_url: link.url } },
       );

@@ -3,7 +3,7 @@
  * the MCP SDK client, /health polling. Every started process is registered for cleanup.
  */
 import { spawn, type ChildProcess } from "node:child_process";
-import { createServer } from "node:net";
+import { connect as netConnect, createServer, type Socket } from "node:net";
 import { CLI, connectStdioClient, REPO_ROOT, type StdioClient } from "./harness.js";
 
 export type Cleanup = () => Promise<void> | void;
@@ -89,12 +89,13 @@ export async function startDaemon(
   }
 }
 
-/** Starts `exai shim` with the MCP SDK client on its stdio. */
+/** Starts `exai shim` with the MCP SDK client on its stdio (in `cwd`, default the repository). */
 export async function startShim(
   env: Record<string, string | undefined>,
   cleanups: Cleanup[],
+  cwd?: string,
 ): Promise<StdioClient> {
-  const shim = await connectStdioClient(env, ["shim"]);
+  const shim = await connectStdioClient(env, ["shim"], cwd);
   cleanups.push(() => shim.close());
   return shim;
 }
@@ -109,4 +110,64 @@ export async function expectAllSlotsFree(http: string): Promise<void> {
     if (performance.now() > deadline) throw new Error(`slots still held: ${JSON.stringify(inflight)}`);
     await sleep(20);
   }
+}
+
+/** One proxied TCP connection. */
+export interface ProxiedConnection {
+  /** Drops every byte in both directions from now on (a black hole: nothing is closed). */
+  freeze(): void;
+  /** Destroys both sides at once (no close handshake reaches either peer). */
+  cut(): void;
+}
+
+export interface TcpProxy {
+  port: number;
+  /** The accepted connections, in order. */
+  readonly connections: ProxiedConnection[];
+  close(): Promise<void>;
+}
+
+/** A TCP proxy on 127.0.0.1 to `targetPort` whose connections a test can freeze and cut. */
+export async function startTcpProxy(targetPort: number, cleanups: Cleanup[]): Promise<TcpProxy> {
+  const connections: ProxiedConnection[] = [];
+  const sockets = new Set<Socket>();
+  const server = createServer((client) => {
+    const upstream = netConnect(targetPort, "127.0.0.1");
+    let frozen = false;
+    for (const socket of [client, upstream]) {
+      sockets.add(socket);
+      socket.on("error", () => undefined); // a cut connection reports ECONNRESET: expected
+      socket.on("close", () => sockets.delete(socket));
+    }
+    client.on("data", (chunk: Buffer) => {
+      if (!frozen) upstream.write(chunk);
+    });
+    upstream.on("data", (chunk: Buffer) => {
+      if (!frozen) client.write(chunk);
+    });
+    client.on("end", () => upstream.end());
+    upstream.on("end", () => client.end());
+    connections.push({
+      freeze() {
+        frozen = true;
+      },
+      cut() {
+        client.destroy();
+        upstream.destroy();
+      },
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const address = server.address();
+  const proxy: TcpProxy = {
+    port: typeof address === "object" && address !== null ? address.port : 0,
+    connections,
+    close: () =>
+      new Promise<void>((resolve) => {
+        for (const socket of sockets) socket.destroy();
+        server.close(() => resolve());
+      }),
+  };
+  cleanups.push(() => proxy.close());
+  return proxy;
 }
