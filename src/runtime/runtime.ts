@@ -68,10 +68,6 @@ export function createRuntime(config: Config, options: RuntimeOptions): Runtime 
     session: config.admission.session,
   });
   const startedAt = Date.now();
-  // Build the tokenizer's rank table (~0.5 s of synchronous work, once per process) now, before
-  // anything is served, rather than inside the first call that counts tokens — where it would
-  // stall every other call's timers.
-  getTokenCounter().count("warm up");
   const toolCallLogPath = join(logDir, "toolcalls.jsonl");
   // A buffered append stream (sonic-boom, as pino uses): one open file instead of open/append/close per call.
   const toolCallLog = pino.destination({ dest: toolCallLogPath, sync: false, mkdir: true });

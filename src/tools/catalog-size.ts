@@ -1,7 +1,7 @@
 /**
  * The context cost of a tool profile: tokens of the `tools/list` result a client receives (SPEC
  * §4: the full profile must stay under 10,000 tokens; users of similar servers complain about
- * 30–40k). Counted with the same tokenizer as conversation budgets (o200k; GLM / Kimi / Claude
+ * 30–40k). Counted with the same tokenizer as conversation budgets (cl100k; GLM / Kimi / Claude
  * tokenizers differ by ~10–20 %), over the compact JSON of `{tools: [...]}` exactly as the MCP
  * server builds it. Used by the profile tests and `npm run bench`.
  */
