@@ -16,6 +16,8 @@ import {
 } from "./timeouts.js";
 import { buildEnvironmentSchema, type RawEnvironment } from "./variables.js";
 
+const MIB = 1024 * 1024;
+
 export type ProviderName = "glm" | "kimi" | "custom";
 export const PROVIDER_NAMES: readonly ProviderName[] = ["glm", "kimi", "custom"];
 
@@ -60,6 +62,23 @@ export interface Config {
   allowedRoots?: string[];
   tools: { profile: ToolProfile; enabled: string[]; disabled: string[] };
   logLevel: string;
+  /** Size and depth bounds on every input and buffer (SPEC §3, group "limits"). */
+  limits: {
+    /** Largest accepted image, bytes. */
+    imageBytes: number;
+    /** Largest MCP stdin message / daemon WebSocket frame, bytes. */
+    messageBytes: number;
+    /** Deepest nesting of arrays/objects in tool arguments. */
+    argumentDepth: number;
+    /** Explicit cap on characters of one streamed response; undefined = derived from the model's max output. */
+    streamChars?: number;
+    /** Unread bytes queued to one WebSocket client before it is disconnected. */
+    wsBacklogBytes: number;
+    /** Bytes of cached results kept for request_id re-sends. */
+    resultCacheBytes: number;
+    /** Open /mcp sessions (least recently used evicted beyond it). */
+    mcpSessions: number;
+  };
   cwd: string;
 }
 
@@ -231,6 +250,15 @@ export function loadConfig(options: LoadConfigOptions): Config {
       disabled: list("DISABLED_TOOLS"),
     },
     logLevel: str("EXAI_LOG_LEVEL") as string,
+    limits: {
+      imageBytes: num("EXAI_MAX_IMAGE_MB") * MIB,
+      messageBytes: num("EXAI_MAX_MESSAGE_MB") * MIB,
+      argumentDepth: num("EXAI_MAX_ARGUMENT_DEPTH"),
+      ...(opt("EXAI_MAX_STREAM_CHARS") !== undefined ? { streamChars: opt("EXAI_MAX_STREAM_CHARS") } : {}),
+      wsBacklogBytes: num("EXAI_WS_MAX_BACKLOG_MB") * MIB,
+      resultCacheBytes: num("EXAI_WS_RESULT_CACHE_MB") * MIB,
+      mcpSessions: num("EXAI_MCP_MAX_SESSIONS"),
+    },
     cwd: options.cwd,
   };
 }

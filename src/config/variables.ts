@@ -319,6 +319,65 @@ export const VARIABLES: readonly VariableSpec[] = [
     meaning: "log level (logs go to stderr and EXAI_DATA_DIR/logs, never stdout)",
     group: "files and tools",
   },
+  // Limits: every input and buffer has a bound (sizes in MiB unless the name says otherwise).
+  integer(
+    "EXAI_MAX_IMAGE_MB",
+    "20",
+    "largest image accepted in `images` (PNG, JPEG, GIF or WebP), MiB",
+    "limits",
+    1,
+    100,
+  ),
+  integer(
+    "EXAI_MAX_MESSAGE_MB",
+    "32",
+    "largest MCP message on stdin and largest daemon WebSocket frame, MiB",
+    "limits",
+    1,
+    256,
+  ),
+  integer(
+    "EXAI_MAX_ARGUMENT_DEPTH",
+    "32",
+    "deepest nesting of arrays/objects in tool arguments",
+    "limits",
+    4,
+    1000,
+  ),
+  {
+    name: "EXAI_MAX_STREAM_CHARS",
+    kind: "integer",
+    defaultLabel: "derived: 8 × the model's max output tokens",
+    meaning:
+      "most characters (answer + reasoning) accepted from one streamed response; more is PROVIDER_ERROR",
+    group: "limits",
+    min: 1000,
+    max: 1_000_000_000,
+  },
+  integer(
+    "EXAI_WS_MAX_BACKLOG_MB",
+    "16",
+    "unread bytes a WebSocket client may leave queued before the daemon disconnects it (close 4008)",
+    "limits",
+    1,
+    1024,
+  ),
+  integer(
+    "EXAI_WS_RESULT_CACHE_MB",
+    "64",
+    "bytes of results kept for request_id re-sends, MiB",
+    "limits",
+    1,
+    4096,
+  ),
+  integer(
+    "EXAI_MCP_MAX_SESSIONS",
+    "64",
+    "open /mcp sessions; the least recently used is closed beyond it",
+    "limits",
+    1,
+    100_000,
+  ),
 ];
 
 export type RawEnvironment = Record<string, string | undefined>;
