@@ -9,6 +9,7 @@ import { createRuntime } from "../src/runtime/runtime.js";
 import { listTools } from "../src/server/mcp.js";
 import { TOOLS_LIST_TOKEN_LIMIT, toolsListSize, toolsListTokens } from "../src/tools/catalog-size.js";
 import { allTools, FULL_TOOLS, LEAN_TOOLS, selectTools, STANDARD_TOOLS } from "../src/tools/index.js";
+import { getTokenCounter } from "../src/memory/tokenizer.js";
 import { fastEnv, makeConfig, tempDir } from "./support/harness.js";
 
 const names = (profile: "lean" | "standard" | "full", enabled: string[] = [], disabled: string[] = []) =>
@@ -81,7 +82,17 @@ describe("context economy", () => {
     const full = toolsListSize("full");
     expect(full.tools).toBe(names("full").length);
     expect(full.tokens).toBeLessThan(TOOLS_LIST_TOKEN_LIMIT);
-    expect(toolsListTokens("full")).toBe(full.tokens);
+  });
+
+  it("counts the tokens of the listing itself, with the tokenizer the budgets use", () => {
+    // An independent count over the JSON a client receives: a size function that counted
+    // something else (characters, one tool, the schema without descriptions) would differ.
+    const listing = listTools(selectTools({ profile: "lean", enabled: [], disabled: [] }));
+    const json = JSON.stringify({ tools: listing });
+    const independent = getTokenCounter().count(json);
+    expect(toolsListTokens("lean")).toBe(independent);
+    expect(independent).toBeGreaterThan(json.length / 8);
+    expect(independent).toBeLessThan(json.length / 2);
   });
 
   it("counts per profile, smaller profiles costing fewer tokens", () => {
@@ -95,9 +106,29 @@ describe("context economy", () => {
     expect(Math.abs(sum - full.tokens)).toBeLessThan(full.tools * 3 + 10);
   });
 
-  it("measures the listing the MCP server sends", () => {
-    const listing = listTools(selectTools({ profile: "standard", enabled: [], disabled: [] }));
-    expect(toolsListSize("standard").characters).toBe(JSON.stringify({ tools: listing }).length);
+  it("measures the listing the MCP server sends", async () => {
+    // What a real MCP client receives over the in-memory transport, not a second call of the same helper.
+    const { Client } = await import("@modelcontextprotocol/sdk/client/index.js");
+    const { InMemoryTransport } = await import("@modelcontextprotocol/sdk/inMemory.js");
+    const { createMcpServer } = await import("../src/server/mcp.js");
+    const data = tempDir("exai-profiles-listing-");
+    try {
+      const runtime = createRuntime(
+        makeConfig(fastEnv({ EXAI_DATA_DIR: data.path, TOOL_PROFILE: "standard" })),
+        { mode: "stdio", logger: createLogger({ level: "silent" }) },
+      );
+      const server = createMcpServer(runtime, { sessionId: "profiles-test" });
+      const [clientSide, serverSide] = InMemoryTransport.createLinkedPair();
+      const client = new Client({ name: "profiles-test", version: "1" });
+      await Promise.all([server.connect(serverSide), client.connect(clientSide)]);
+      const { tools } = await client.listTools();
+      expect(tools.map((tool) => tool.name)).toEqual(names("standard"));
+      expect(toolsListSize("standard").characters).toBe(JSON.stringify({ tools }).length);
+      await client.close();
+      await runtime.close();
+    } finally {
+      data.cleanup();
+    }
   });
 
   it("every tool has a concise description and an object input schema", () => {
