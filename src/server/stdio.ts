@@ -1,30 +1,44 @@
 /**
  * `exai stdio`: one MCP client on stdin/stdout, tools in-process. stdout carries only the
  * protocol; logs go to stderr and the log file. Closing stdin (the client went away) or SIGTERM
- * aborts what is in flight and exits.
+ * aborts what is in flight and exits. A message larger than EXAI_MAX_MESSAGE_MB is answered with
+ * a JSON-RPC error (see ./stdio-transport.ts); one that cannot be answered ends the process with
+ * exit code 1 and a line on stderr, never a silent exit 0.
  */
-import { StdioServerTransport } from "@modelcontextprotocol/sdk/server/stdio.js";
 import type { Config } from "../config/load.js";
 import { ExaiError } from "../errors.js";
 import { createRuntime } from "../runtime/runtime.js";
 import { createMcpServer } from "./mcp.js";
+import { BoundedStdioServerTransport, oversizeMessage } from "./stdio-transport.js";
 
 /** Runs the stdio server until the client disconnects. */
 export async function runStdioServer(config: Config): Promise<void> {
   const runtime = createRuntime(config, { mode: "stdio" });
   const server = createMcpServer(runtime, { sessionId: "stdio" });
-  const transport = new StdioServerTransport();
+  const transport = new BoundedStdioServerTransport({
+    maxMessageBytes: config.limits.messageBytes,
+    onOversize: (event) => {
+      if (!event.answered) return; // reported below as the reason to stop
+      runtime.logger.warn(
+        { bytes: event.bytes, limit_bytes: event.limitBytes, id: event.id, notification: event.notification },
+        `rejected a stdin message: ${oversizeMessage(event.bytes, event.limitBytes)}`,
+      );
+    },
+  });
   let stopping = false;
   const stop = async (reason: string) => {
     if (stopping) return;
     stopping = true;
-    runtime.logger.info({ reason }, "exai stdio stopping");
+    const failure = transport.failure;
+    if (failure)
+      runtime.logger.error({ code: failure.code, ...failure.details }, `exai stdio: ${failure.message}`);
+    else runtime.logger.info({ reason }, "exai stdio stopping");
     runtime.executor.abortAll(new ExaiError("CANCELLED", `the server stopped (${reason})`));
     await server.close().catch(() => undefined); // already closed by the peer: nothing to do
     await runtime.close();
-    process.exit(0);
+    process.exit(failure ? 1 : 0);
   };
-  server.onclose = () => void stop("client disconnected");
+  server.onclose = () => void stop(transport.failure ? "unanswerable message" : "client disconnected");
   process.stdin.once("end", () => void stop("stdin closed"));
   process.once("SIGTERM", () => void stop("SIGTERM"));
   process.once("SIGINT", () => void stop("SIGINT"));
