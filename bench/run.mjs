@@ -263,7 +263,7 @@ async function timeoutPrecision(fake) {
       EXAI_WS_GLM_MAX_INFLIGHT: "100",
     },
     cwd: ROOT,
-    dotenv: false,
+    envFile: false,
   });
   const runtime = createRuntime(config, { mode: "stdio", logger: createLogger({ level: "silent" }) });
   fake.enqueue({ fault: { kind: "hang_before_headers" }, times: Infinity });

@@ -9,6 +9,7 @@ import { realpathSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { Command, InvalidArgumentError } from "commander";
 import { loadConfig, type Config } from "./config/load.js";
+import { runInit } from "./config/init.js";
 import { summary } from "./config/timeouts.js";
 import { renderConfigTable } from "./config/variables.js";
 import { ExaiError, toExaiError } from "./errors.js";
@@ -19,8 +20,19 @@ import { VERSION } from "./version.js";
 const out = (text: string) => process.stdout.write(`${text}\n`);
 const err = (text: string) => process.stderr.write(`${text}\n`);
 
+/**
+ * Loads the configuration from the real environment and the user-level file. A `.env` in the
+ * working directory that sets exai variables is not read; one line on stderr says so.
+ */
 function readConfig(): Config {
-  return loadConfig({ env: process.env, cwd: process.cwd() });
+  const config = loadConfig({ env: process.env, cwd: process.cwd() });
+  const ignored = config.source.ignoredProjectEnv;
+  if (ignored) {
+    err(
+      `exai: ignored ${ignored}: configuration is never read from the working directory (a project could redirect your API keys or widen file access); put exai settings in ${config.source.file ?? config.source.searched} (exai init writes it)`,
+    );
+  }
+  return config;
 }
 
 /** Prints an error for a human and sets the exit code (2 for configuration, 1 otherwise). */
@@ -32,41 +44,82 @@ function fail(error: unknown): void {
 
 const cliPath = () => realpathSync(fileURLToPath(import.meta.url));
 
+/** How an MCP client starts exai: absolute paths, so it works from any working directory and PATH. */
+export interface ClientLaunch {
+  /** Absolute path of the node executable. */
+  node: string;
+  /** Absolute path of dist/cli.js. */
+  cli: string;
+  /** EXAI_ENV_FILE to pass along when it was set explicitly (the client's environment lacks it). */
+  envFile?: string;
+  /** False when no user-level configuration file exists yet (the snippet says to run exai init). */
+  configured: boolean;
+}
+
 /** The snippet that registers exai in an MCP client with a tool timeout ≥ the client timeout. */
-export function clientSnippet(client: string, config: Config, path: string): string {
+export function clientSnippet(client: string, config: Config, launch: ClientLaunch): string {
   const clientS = config.timeouts.clientMs / 1000;
   const seconds = Math.ceil(clientS);
-  const args = JSON.stringify([path, "stdio"]);
+  const env: Record<string, string> = launch.envFile ? { EXAI_ENV_FILE: launch.envFile } : {};
+  const hasEnv = Object.keys(env).length > 0;
+  const args = [launch.cli, "stdio"];
+  const shellQuote = (word: string) =>
+    /^[\w@%+=:,./-]+$/.test(word) ? word : `'${word.replace(/'/g, "'\\''")}'`;
+  const lines = (comment: string, body: string[]) => [
+    ...(launch.configured
+      ? []
+      : [
+          `${comment} No configuration file yet: run \`exai init\` first (it writes ${config.source.searched}).`,
+        ]),
+    ...body,
+  ];
   switch (client) {
     case "claude":
-      return [
+      return lines("#", [
         `# Claude Code: register the server, then start Claude Code with a tool timeout ≥ ${clientS} s`,
-        `claude mcp add exai -- node ${path} stdio`,
+        `claude mcp add exai ${Object.entries(env)
+          .map(([name, value]) => `-e ${shellQuote(`${name}=${value}`)} `)
+          .join("")}-- ${[launch.node, ...args].map(shellQuote).join(" ")}`,
         `export MCP_TOOL_TIMEOUT=${seconds * 1000}   # ms; put it in your shell profile`,
-      ].join("\n");
+      ]).join("\n");
     case "codex":
-      return [
+      return lines("#", [
         `# Codex CLI: ~/.codex/config.toml (tool_timeout_sec ≥ ${clientS} s; Codex's default of 60 s is too short)`,
         `[mcp_servers.exai]`,
-        `command = "node"`,
-        `args = ${args}`,
+        `command = ${JSON.stringify(launch.node)}`,
+        `args = ${JSON.stringify(args)}`,
+        ...(hasEnv
+          ? [
+              `env = { ${Object.entries(env)
+                .map(([name, value]) => `${name} = ${JSON.stringify(value)}`)
+                .join(", ")} }`,
+            ]
+          : []),
         `startup_timeout_sec = 20`,
         `tool_timeout_sec = ${seconds}`,
-      ].join("\n");
+      ]).join("\n");
     case "cursor":
-      return [
+      return lines("//", [
         `// Cursor: ~/.cursor/mcp.json (Cursor has no per-tool timeout setting; exai finishes or fails within ${config.timeouts.workflowToolMs / 1000} s per workflow call)`,
-        JSON.stringify({ mcpServers: { exai: { command: "node", args: [path, "stdio"] } } }, null, 2),
-      ].join("\n");
-    case "vscode":
-      return [
-        `// VS Code: .vscode/mcp.json`,
         JSON.stringify(
-          { servers: { exai: { type: "stdio", command: "node", args: [path, "stdio"] } } },
+          { mcpServers: { exai: { command: launch.node, args, ...(hasEnv ? { env } : {}) } } },
           null,
           2,
         ),
-      ].join("\n");
+      ]).join("\n");
+    case "vscode":
+      return lines("//", [
+        `// VS Code: .vscode/mcp.json`,
+        JSON.stringify(
+          {
+            servers: {
+              exai: { type: "stdio", command: launch.node, args, ...(hasEnv ? { env } : {}) },
+            },
+          },
+          null,
+          2,
+        ),
+      ]).join("\n");
     default:
       throw new ExaiError(
         "INVALID_ARGUMENT",
@@ -93,6 +146,12 @@ function printConfig(config: Config, json: boolean): void {
     default_model: config.defaultModel,
     tool_profile: config.tools.profile,
     data_dir: config.dataDir,
+    source: {
+      file: config.source.file ?? null,
+      searched: config.source.searched,
+      file_sha256: config.source.fileSha256 ?? null,
+      ignored_project_env: config.source.ignoredProjectEnv ?? null,
+    },
     timeouts,
     recommended_client_timeout_s: config.timeouts.clientMs / 1000,
     admission: config.admission,
@@ -103,6 +162,11 @@ function printConfig(config: Config, json: boolean): void {
   }
   const t = timeouts;
   out(`exai-mcp ${VERSION}`);
+  out(
+    config.source.file
+      ? `configuration file: ${config.source.file} (read; the environment wins over it)`
+      : `configuration file: none — put one at ${config.source.searched} (exai init writes it), or set EXAI_ENV_FILE`,
+  );
   out(
     `providers: ${Object.keys(config.providers).join(", ") || "none (set GLM_API_KEY, KIMI_API_KEY or CUSTOM_API_URL)"}`,
   );
@@ -208,12 +272,63 @@ export function buildProgram(): Command {
           return;
         }
         const config = readConfig();
-        if (options.client) out(clientSnippet(options.client, config, cliPath()));
-        else printConfig(config, options.json ?? false);
+        if (options.client) {
+          const explicit = process.env.EXAI_ENV_FILE?.trim();
+          out(
+            clientSnippet(options.client, config, {
+              node: process.execPath,
+              cli: cliPath(),
+              ...(config.source.file && explicit && explicit.toLowerCase() !== "off"
+                ? { envFile: config.source.file }
+                : {}),
+              configured: config.source.file !== undefined,
+            }),
+          );
+        } else printConfig(config, options.json ?? false);
       } catch (error) {
         fail(error);
       }
     });
+
+  program
+    .command("init")
+    .description("write the user configuration file (0600) with your provider keys; prompts on a terminal")
+    .option("--glm-key <key>", "GLM (Z.ai) API key")
+    .option("--kimi-key <key>", "Kimi (Moonshot) API key")
+    .option("--custom-url <url>", "an OpenAI-compatible endpoint, e.g. http://localhost:11434/v1")
+    .option("--custom-model <names>", "model name(s) the custom endpoint serves (comma list)")
+    .option("--custom-key <key>", "API key of the custom endpoint, if it needs one")
+    .option("--force", "overwrite an existing file")
+    .action(
+      async (options: {
+        glmKey?: string;
+        kimiKey?: string;
+        customUrl?: string;
+        customModel?: string;
+        customKey?: string;
+        force?: boolean;
+      }) => {
+        try {
+          const written = await runInit({
+            env: process.env,
+            values: {
+              ...(options.glmKey !== undefined ? { GLM_API_KEY: options.glmKey } : {}),
+              ...(options.kimiKey !== undefined ? { KIMI_API_KEY: options.kimiKey } : {}),
+              ...(options.customUrl !== undefined ? { CUSTOM_API_URL: options.customUrl } : {}),
+              ...(options.customModel !== undefined ? { CUSTOM_MODEL_NAME: options.customModel } : {}),
+              ...(options.customKey !== undefined ? { CUSTOM_API_KEY: options.customKey } : {}),
+            },
+            force: options.force ?? false,
+            input: process.stdin,
+            output: process.stderr,
+          });
+          out(`wrote ${written.path} (mode 0600): ${written.variables.join(", ")}`);
+          out(`next: exai config --client claude   (or codex, cursor, vscode) prints how to register exai`);
+        } catch (error) {
+          fail(error);
+        }
+      },
+    );
 
   program
     .command("call")

@@ -11,7 +11,7 @@ import { ExaiError } from "../src/errors.js";
 import { CLI, REPO_ROOT, tempDir } from "./support/harness.js";
 
 const run = promisify(execFile);
-const load = (env: Record<string, string>) => loadConfig({ env, cwd: REPO_ROOT, dotenv: false });
+const load = (env: Record<string, string>) => loadConfig({ env, cwd: REPO_ROOT, envFile: false });
 
 function problemsOf(env: Record<string, string>): { variables: string[]; message: string } {
   try {
@@ -144,13 +144,22 @@ describe("invalid values name the variable, the value and the rule", () => {
     expect(message).toMatch(rule);
   });
 
-  it("reads .env from the working directory, and the real environment wins", () => {
+  it("reads the user file, never the working directory's .env, and the real environment wins", () => {
     const dir = tempDir();
     try {
-      writeFileSync(join(dir.path, ".env"), "GLM_API_KEY=from-file\nSIMPLE_TOOL_TIMEOUT_SECS=20\n");
-      const config = loadConfig({ env: { SIMPLE_TOOL_TIMEOUT_SECS: "25" }, cwd: dir.path });
+      const userFile = join(dir.path, "user.env");
+      writeFileSync(userFile, "GLM_API_KEY=from-file\nSIMPLE_TOOL_TIMEOUT_SECS=20\n", { mode: 0o600 });
+      writeFileSync(join(dir.path, ".env"), "KIMI_API_KEY=from-project\nEXAI_ALLOWED_ROOTS=/\n");
+      const config = loadConfig({
+        env: { SIMPLE_TOOL_TIMEOUT_SECS: "25", EXAI_ENV_FILE: userFile },
+        cwd: dir.path,
+      });
       expect(config.providers.glm?.apiKey).toBe("from-file");
+      expect(config.providers.kimi).toBeUndefined();
+      expect(config.allowedRoots).toBeUndefined();
       expect(config.timeouts.simpleToolMs).toBe(25_000);
+      expect(config.source).toMatchObject({ file: userFile, searched: userFile });
+      expect(config.source.ignoredProjectEnv).toBe(join(dir.path, ".env"));
     } finally {
       dir.cleanup();
     }
@@ -161,6 +170,7 @@ describe("exai config (the command)", () => {
   const env = (extra: Record<string, string>) => ({
     PATH: process.env.PATH ?? "",
     HOME: process.env.HOME ?? "",
+    EXAI_ENV_FILE: "off",
     ...extra,
   });
 
@@ -210,7 +220,7 @@ describe("exai config (the command)", () => {
       env: env({}),
       cwd: REPO_ROOT,
     });
-    expect(stdout).toMatch(/claude mcp add exai -- node .*cli\.js stdio/);
+    expect(stdout).toMatch(/claude mcp add exai -- \/\S*node\S* \/\S*cli\.js stdio/);
     expect(Number(/MCP_TOOL_TIMEOUT=(\d+)/.exec(stdout)?.[1])).toBeGreaterThanOrEqual(112_500);
   });
 });

@@ -1,9 +1,13 @@
 /**
- * Loads the configuration once, at the boundary (SPEC §3): `.env` in the working directory first,
- * the real environment wins, one zod parse, then the hierarchy check. Code below this layer never
- * reads `process.env`; it receives a `Config`.
+ * Loads the configuration once, at the boundary (SPEC §3): the real environment, then one
+ * user-level file (`EXAI_ENV_FILE`, else `$XDG_CONFIG_HOME/exai/.env`, else `~/.config/exai/.env`);
+ * the real environment wins. Never the working directory's `.env`: MCP clients start the server in
+ * whatever project the user opened, and that project must not redirect keys or widen roots. One zod
+ * parse, then the hierarchy check. Code below this layer never reads `process.env`; it receives a
+ * `Config`.
  */
-import { readFileSync } from "node:fs";
+import { createHash } from "node:crypto";
+import { closeSync, constants, fstatSync, openSync, readSync } from "node:fs";
 import { homedir } from "node:os";
 import { isAbsolute, join, resolve } from "node:path";
 import { parse as parseDotenv } from "dotenv";
@@ -14,7 +18,7 @@ import {
   validateHierarchy,
   type TimeoutConfig,
 } from "./timeouts.js";
-import { buildEnvironmentSchema, type RawEnvironment } from "./variables.js";
+import { buildEnvironmentSchema, VARIABLES, type RawEnvironment } from "./variables.js";
 
 const MIB = 1024 * 1024;
 
@@ -49,7 +53,15 @@ export interface Config {
   dataDir: string;
   databaseUrl?: string;
   redisUrl?: string;
-  daemon: { host: string; port: number; token?: string; resultTtlMs: number };
+  daemon: {
+    host: string;
+    port: number;
+    /** The TCP token when EXAI_WS_TOKEN sets one (not "off"). */
+    token?: string;
+    /** "set": EXAI_WS_TOKEN; "generate": unset, the daemon generates/reuses EXAI_DATA_DIR/daemon.token; "off": no TCP auth. */
+    tokenMode: "set" | "generate" | "off";
+    resultTtlMs: number;
+  };
   admission: {
     global: number;
     provider: Record<ProviderName, number>;
@@ -80,15 +92,72 @@ export interface Config {
     mcpSessions: number;
   };
   cwd: string;
+  /** Where the configuration came from (printed by `exai config`). */
+  source: ConfigSource;
+}
+
+export interface ConfigSource {
+  /** The user-level file that was read; undefined when none exists. */
+  file?: string;
+  /** Where the user-level file was looked for (absolute path). */
+  searched: string;
+  /** sha256 hex of the file's content, when one was read. */
+  fileSha256?: string;
+  /** A `.env` in the working directory that sets exai variables and was therefore ignored. */
+  ignoredProjectEnv?: string;
 }
 
 export interface LoadConfigOptions {
-  /** The environment (tests pass their own; the CLI passes process.env). */
+  /** The real environment (tests pass their own; the CLI passes process.env). It wins over the file. */
   env: RawEnvironment;
-  /** Where `.env` is looked for; default: env.PWD-independent process working directory given by the caller. */
+  /** The working directory: base of relative paths; its `.env` is never read as configuration. */
   cwd: string;
-  /** Read `<cwd>/.env` (default true). */
-  dotenv?: boolean;
+  /** Read the user-level file (default true; tests pass false to read none). */
+  envFile?: boolean;
+}
+
+/** Largest user-level configuration file read, bytes. */
+export const MAX_ENV_FILE_BYTES = 1024 * 1024;
+
+const PROVIDER_VARIABLE = /^(GLM|KIMI|CUSTOM)_(API_KEY|API_URL|MODEL_NAME|ALLOWED_MODELS)$/;
+const EXAI_VARIABLES = new Set(VARIABLES.map((spec) => spec.name));
+
+/** The home directory: `HOME` of `env` when set, else the OS's. */
+function homeOf(env: RawEnvironment): string {
+  const home = env.HOME?.trim();
+  return home && isAbsolute(home) ? home : homedir();
+}
+
+/**
+ * Where the user-level configuration file is looked for (absolute): `EXAI_ENV_FILE` (`~/` expanded,
+ * relative paths resolved against the process working directory), else `$XDG_CONFIG_HOME/exai/.env`
+ * when XDG_CONFIG_HOME is an absolute path, else `$HOME/.config/exai/.env`. With
+ * `EXAI_ENV_FILE=off` the path is still the default one (shown by `exai config`), but nothing is read.
+ */
+export function userConfigPath(env: RawEnvironment): string {
+  const explicit = env.EXAI_ENV_FILE?.trim();
+  if (explicit && explicit.toLowerCase() !== "off") {
+    if (explicit === "~" || explicit.startsWith("~/")) return join(homeOf(env), explicit.slice(1));
+    return resolve(explicit);
+  }
+  const xdg = env.XDG_CONFIG_HOME?.trim();
+  const base = xdg && isAbsolute(xdg) ? xdg : join(homeOf(env), ".config");
+  return join(base, "exai", ".env");
+}
+
+/**
+ * Variable name → the first 16 hex digits of the sha256 of its value, for the provider variables
+ * (GLM_*, KIMI_*, CUSTOM_* API keys, URLs and models) set to a non-empty value in `env` itself
+ * (the file is not read). Lets two processes compare provider settings without exchanging keys.
+ */
+export function providerFingerprint(env: RawEnvironment): Record<string, string> {
+  const fingerprint: Record<string, string> = {};
+  for (const name of Object.keys(env).sort()) {
+    const value = env[name]?.trim();
+    if (!PROVIDER_VARIABLE.test(name) || !value) continue;
+    fingerprint[name] = createHash("sha256").update(value).digest("hex").slice(0, 16);
+  }
+  return fingerprint;
 }
 
 /**
@@ -97,15 +166,19 @@ export interface LoadConfigOptions {
  *   offending variable, its value and the rule.
  */
 export function loadConfig(options: LoadConfigOptions): Config {
-  const fileEnv = options.dotenv === false ? {} : readDotenv(options.cwd);
-  const merged: RawEnvironment = { ...fileEnv, ...options.env };
+  const source = readSources(options);
+  // The real environment wins, except where it sets a variable to the empty string (= unset).
+  const merged: RawEnvironment = { ...source.fileEnv };
+  for (const [name, value] of Object.entries(options.env)) {
+    if (value !== undefined && (value.trim() !== "" || !(name in merged))) merged[name] = value;
+  }
   const parsed = buildEnvironmentSchema().safeParse(merged);
   if (!parsed.success) {
     const problems = parsed.error.issues.map((issue) => ({
       variables: [String(issue.path[0] ?? "?")],
       message: issue.message,
     }));
-    throw configInvalid(problems);
+    throw configInvalid(problems, source.source);
   }
   const v = parsed.data as Record<string, unknown>;
   const num = (name: string) => v[name] as number;
@@ -202,11 +275,11 @@ export function loadConfig(options: LoadConfigOptions): Config {
       });
     }
   }
-  if (problems.length > 0) throw configInvalid(problems);
+  if (problems.length > 0) throw configInvalid(problems, source.source);
 
   const dataDirRaw = str("EXAI_DATA_DIR") as string;
   const dataDir = dataDirRaw.startsWith("~")
-    ? join(homedir(), dataDirRaw.slice(1))
+    ? join(homeOf(options.env), dataDirRaw.slice(1))
     : resolve(options.cwd, dataDirRaw);
 
   const token = str("EXAI_WS_TOKEN");
@@ -228,7 +301,8 @@ export function loadConfig(options: LoadConfigOptions): Config {
     daemon: {
       host: str("EXAI_WS_HOST") as string,
       port: num("EXAI_WS_PORT"),
-      ...(token ? { token } : {}),
+      ...(token && token !== "off" ? { token } : {}),
+      tokenMode: token === "off" ? "off" : token ? "set" : "generate",
       resultTtlMs: num("EXAI_WS_RESULT_TTL") * 1000,
     },
     admission: {
@@ -260,22 +334,101 @@ export function loadConfig(options: LoadConfigOptions): Config {
       mcpSessions: num("EXAI_MCP_MAX_SESSIONS"),
     },
     cwd: options.cwd,
+    source: source.source,
   };
 }
 
-function readDotenv(cwd: string): RawEnvironment {
+/** The user-level file's variables and where they came from; see `loadConfig`. */
+function readSources(options: LoadConfigOptions): { fileEnv: RawEnvironment; source: ConfigSource } {
+  const searched = userConfigPath(options.env);
+  const source: ConfigSource = { searched };
+  let fileEnv: RawEnvironment = {};
+  const off = options.env.EXAI_ENV_FILE?.trim().toLowerCase() === "off";
+  if (options.envFile !== false && !off) {
+    const explicit = Boolean(options.env.EXAI_ENV_FILE?.trim());
+    const content = readEnvFile(searched, explicit ? "EXAI_ENV_FILE" : "the user configuration file", true);
+    if (content === undefined) {
+      if (explicit) {
+        throw new ExaiError(
+          "CONFIG_INVALID",
+          `EXAI_ENV_FILE=${options.env.EXAI_ENV_FILE}: no such file (${searched}). Create it (exai init writes it) or unset EXAI_ENV_FILE.`,
+          { details: { variables: ["EXAI_ENV_FILE"], path: searched } },
+        );
+      }
+    } else {
+      fileEnv = parseDotenv(content);
+      source.file = searched;
+      source.fileSha256 = createHash("sha256").update(content).digest("hex");
+    }
+  }
+  if (options.envFile !== false) {
+    const project = join(options.cwd, ".env");
+    if (resolve(project) !== searched) {
+      const content = readEnvFile(project, ".env", false);
+      if (content !== undefined && Object.keys(parseDotenv(content)).some((name) => EXAI_VARIABLES.has(name)))
+        source.ignoredProjectEnv = resolve(project);
+    }
+  }
+  return { fileEnv, source };
+}
+
+/**
+ * Reads a `.env` file safely: opened without blocking (a FIFO cannot stall start-up), then checked on
+ * the open descriptor — a regular file of at most MAX_ENV_FILE_BYTES; when `trusted` (it will be used
+ * as configuration) also owned by the current user and not writable by group or others.
+ * @returns the content, or undefined when the file does not exist (or, untrusted, is unusable).
+ * @throws ExaiError CONFIG_INVALID (trusted only) naming the file, what is wrong and the fix.
+ */
+function readEnvFile(path: string, label: string, trusted: boolean): Buffer | undefined {
+  const reject = (message: string, error?: unknown): ExaiError =>
+    new ExaiError("CONFIG_INVALID", `${label} ${path} ${message}`, {
+      ...(error === undefined ? {} : { cause: error }),
+      details: { variables: ["EXAI_ENV_FILE"], path },
+    });
+  let fd: number;
   try {
-    return parseDotenv(readFileSync(join(cwd, ".env")));
+    fd = openSync(path, constants.O_RDONLY | constants.O_NONBLOCK);
   } catch (error) {
-    // A missing .env is the normal case; any other read error is worth reporting.
-    if ((error as NodeJS.ErrnoException).code === "ENOENT") return {};
-    throw new ExaiError(
-      "CONFIG_INVALID",
-      `could not read ${join(cwd, ".env")}: ${(error as Error).message}`,
-      {
-        cause: error,
-      },
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code === "ENOENT" || code === "ENOTDIR" || !trusted) return undefined;
+    throw reject(
+      `cannot be read (${code ?? (error as Error).message}); check its permissions (chmod 600, owned by you).`,
+      error,
     );
+  }
+  try {
+    const stat = fstatSync(fd);
+    if (!stat.isFile()) {
+      if (!trusted) return undefined;
+      throw reject("is not a regular file; put the configuration in a plain file (exai init writes one).");
+    }
+    const uid = typeof process.getuid === "function" ? process.getuid() : undefined;
+    if (trusted && uid !== undefined && stat.uid !== uid) {
+      throw reject(
+        `is owned by uid ${stat.uid}, not by you (uid ${uid}); it holds your API keys and decides where they are sent. Fix: chown ${uid} ${path} (or recreate it with exai init --force).`,
+      );
+    }
+    if (trusted && uid !== undefined && (stat.mode & 0o022) !== 0) {
+      throw reject(
+        `is writable by group or others (mode ${(stat.mode & 0o777).toString(8).padStart(4, "0")}); whoever can write it can redirect your API keys. Fix: chmod 600 ${path}`,
+      );
+    }
+    if (stat.size > MAX_ENV_FILE_BYTES) {
+      if (!trusted) return undefined;
+      throw reject(
+        `is ${stat.size} bytes, over the ${MAX_ENV_FILE_BYTES}-byte limit of a configuration file.`,
+      );
+    }
+    const buffer = Buffer.alloc(stat.size);
+    let read = 0;
+    while (read < buffer.length) {
+      const n = readSync(fd, buffer, read, buffer.length - read, read);
+      if (n === 0) break;
+      read += n;
+    }
+    return buffer.subarray(0, read);
+  } finally {
+    closeSync(fd);
   }
 }
 
@@ -294,12 +447,15 @@ function parseToolCaps(text: string): Record<string, number> | string {
   return caps;
 }
 
-function configInvalid(problems: Array<{ variables: string[]; message: string }>): ExaiError {
+function configInvalid(
+  problems: Array<{ variables: string[]; message: string }>,
+  source: ConfigSource,
+): ExaiError {
   const names = [...new Set(problems.flatMap((problem) => problem.variables))];
   const lines = problems.map((problem) => `  - ${problem.message}`).join("\n");
   return new ExaiError(
     "CONFIG_INVALID",
-    `invalid configuration (${names.join(", ")}):\n${lines}\nFix the variable(s) in the environment or .env; see .env.example.`,
+    `invalid configuration (${names.join(", ")}):\n${lines}\nFix the variable(s) in the environment or in ${source.file ?? source.searched}; see .env.example.`,
     { details: { problems, variables: names } },
   );
 }

@@ -53,6 +53,15 @@ const integer = (
 
 /** The full list, in the order the README and `.env.example` show it. */
 export const VARIABLES: readonly VariableSpec[] = [
+  // Where the rest comes from (read from the real environment only)
+  {
+    name: "EXAI_ENV_FILE",
+    kind: "string",
+    defaultLabel: "`$XDG_CONFIG_HOME/exai/.env`, else `~/.config/exai/.env`",
+    meaning:
+      "the user-level configuration file (never the working directory's `.env`); must be owned by you and not writable by others; `off` = read none; only the real environment can set it",
+    group: "configuration file",
+  },
   // Providers
   { name: "GLM_API_KEY", kind: "secret", meaning: "enables GLM (Z.ai)", group: "providers" },
   {
@@ -518,7 +527,8 @@ export function renderConfigTable(): string {
 /** The `.env.example` file, generated from VARIABLES. */
 export function renderEnvExample(): string {
   const lines = [
-    "# exai-mcp configuration. Copy to .env and fill in at least one provider.",
+    "# exai-mcp configuration. Copy to ~/.config/exai/.env (chmod 600), or run `exai init`, and fill in at least one provider.",
+    "# A .env in a project directory is never read: the server runs in whatever project your client opened.",
     "# Every variable is optional; the commented value is the default. Durations are seconds (fractions allowed).",
     "# Generated from src/config/variables.ts (a test keeps this file in sync).",
   ];

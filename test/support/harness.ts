@@ -52,7 +52,7 @@ export function providerEnv(fake: FakeProvider): Record<string, string> {
 }
 
 export function makeConfig(env: Record<string, string | undefined>, cwd = REPO_ROOT): Config {
-  return loadConfig({ env, cwd, dotenv: false });
+  return loadConfig({ env, cwd, envFile: false });
 }
 
 export interface TestRuntime {
@@ -108,7 +108,8 @@ export async function connectStdioClient(
     args: [CLI, ...args],
     cwd,
     env: Object.fromEntries(
-      Object.entries({ PATH: process.env.PATH, HOME: process.env.HOME, ...env }).filter(
+      // EXAI_ENV_FILE=off: the developer's own ~/.config/exai/.env must not leak into tests.
+      Object.entries({ PATH: process.env.PATH, HOME: process.env.HOME, EXAI_ENV_FILE: "off", ...env }).filter(
         (entry): entry is [string, string] => entry[1] !== undefined,
       ),
     ),
