@@ -16,6 +16,8 @@ export interface LoggerOptions {
   logDir?: string;
   /** Extra fields on every line (e.g. {mode: "daemon"}). */
   base?: Record<string, unknown>;
+  /** Applied to every finished line before it is written: removes configured secrets (src/redact.ts). */
+  redact?: (line: string) => string;
 }
 
 /** Creates the process logger. Secrets never reach it: tokens and keys are not passed to log calls. */
@@ -45,6 +47,7 @@ export function createLogger(options: LoggerOptions): Logger {
         paths: ["token", "apiKey", "*.token", "*.apiKey", "headers.authorization"],
         censor: "[redacted]",
       },
+      ...(options.redact ? { hooks: { streamWrite: options.redact } } : {}),
     },
     pino.multistream(streams),
   );

@@ -2,16 +2,26 @@
  * Builds the configured providers (one keep-alive pool each) from the configuration.
  */
 import type { Config, ProviderName } from "../config/load.js";
+import { redactorFor } from "../redact.js";
 import { createCustomProvider } from "./custom.js";
 import { createGlmProvider } from "./glm.js";
 import { createKimiProvider } from "./kimi.js";
-import type { Provider } from "./openai-compatible.js";
+import type { Provider, ProviderDependencies } from "./openai-compatible.js";
 
 export type Providers = Partial<Record<ProviderName, Provider>>;
 
 /** Creates a provider for every configured provider section. Close them with `closeProviders`. */
 export function createProviders(config: Config): Providers {
-  const dependencies = { timeouts: config.timeouts, retry: config.retry };
+  const dependencies: ProviderDependencies = {
+    timeouts: config.timeouts,
+    retry: config.retry,
+    limits: {
+      ...(config.limits.streamChars !== undefined ? { streamChars: config.limits.streamChars } : {}),
+      // A body larger than the largest message exai passes on could not be returned anyway.
+      responseBytes: config.limits.messageBytes,
+    },
+    redact: redactorFor(config).text,
+  };
   const providers: Providers = {};
   if (config.providers.glm) providers.glm = createGlmProvider(config.providers.glm, dependencies);
   if (config.providers.kimi) {

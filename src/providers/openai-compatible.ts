@@ -157,6 +157,37 @@ export interface Dialect {
 export interface ProviderDependencies {
   timeouts: TimeoutConfig;
   retry: RetryPolicy;
+  /** Output bounds (SPEC §3 "limits"); defaults as documented on each field. */
+  limits?: ProviderLimits;
+  /** Removes configured secrets from text that leaves exai (provider error bodies); default: none. */
+  redact?: (text: string) => string;
+}
+
+export interface ProviderLimits {
+  /**
+   * Most characters (answer + reasoning + tool-call arguments) one streamed response may carry
+   * (EXAI_MAX_STREAM_CHARS); also the most bytes of a non-streamed body. Default: STREAM_CHARS_PER_TOKEN ×
+   * the model's max output tokens for a chat stream, `responseBytes` for other bodies.
+   */
+  streamChars?: number;
+  /** Most bytes of a non-streamed response body when `streamChars` is unset; default 32 MiB. */
+  responseBytes?: number;
+}
+
+/** The derived stream cap: characters per max-output token (≈ 4 per token, with a 2× margin). */
+export const STREAM_CHARS_PER_TOKEN = 8;
+const DEFAULT_RESPONSE_BYTES = 32 * 1024 * 1024;
+
+/** The cap on one streamed chat response, characters, and how it was set (for messages). */
+export function streamCapFor(
+  model: ModelInfo,
+  limits: ProviderLimits | undefined,
+): { chars: number; how: string } {
+  if (limits?.streamChars !== undefined) return { chars: limits.streamChars, how: "EXAI_MAX_STREAM_CHARS" };
+  return {
+    chars: STREAM_CHARS_PER_TOKEN * model.maxOutput,
+    how: `${STREAM_CHARS_PER_TOKEN} × the model's max output of ${model.maxOutput.toLocaleString("en-US")} tokens`,
+  };
 }
 
 /**
@@ -181,6 +212,7 @@ export function createOpenAICompatibleProvider(
   dependencies: ProviderDependencies,
 ): Provider {
   const { timeouts } = dependencies;
+  const redact = dependencies.redact ?? ((text: string) => text);
   // undici pools sockets per origin up to `connections` and keeps idle ones for keepAliveTimeout;
   // it has no separate idle-socket count, so *_MAX_KEEPALIVE_CONNECTIONS only bounds validation.
   const agent = new Agent({
@@ -216,7 +248,7 @@ export function createOpenAICompatibleProvider(
     if (context.signal.aborted) return abortReason(context.signal);
     if (ExaiError.is(error)) return error;
     if (error instanceof OpenAI.APIError && error.status !== undefined) {
-      return httpError(error.status, error.error ?? error.message, error.headers, dialect, settings);
+      return httpError(error.status, error.error ?? error.message, error.headers, dialect, settings, redact);
     }
     const cause = error instanceof Error ? ((error as { cause?: unknown }).cause ?? error) : error;
     const code = (cause as { code?: string } | undefined)?.code;
@@ -235,17 +267,17 @@ export function createOpenAICompatibleProvider(
       );
     }
     if (error instanceof OpenAI.APIError && error.status === undefined && error.error !== undefined) {
-      return streamError(error.error, dialect, settings, error);
+      return streamError(error.error, dialect, settings, error, redact);
     }
     if (error instanceof OpenAI.APIConnectionError) {
-      const detail = (cause as Error | undefined)?.message ?? "connection failed";
+      const detail = redact((cause as Error | undefined)?.message ?? "connection failed");
       return new ExaiError(
         "PROVIDER_ERROR",
         `${dialect.label}: connection to ${settings.baseUrl} failed (${code ?? detail}); check that the endpoint is reachable`,
         { retryable: true, cause: error, details: { provider: settings.name } },
       );
     }
-    const message = error instanceof Error ? error.message : String(error);
+    const message = redact(error instanceof Error ? error.message : String(error));
     return new ExaiError(
       "PROVIDER_ERROR",
       `${dialect.label}: the response could not be read (${message}); the provider sent malformed data`,
@@ -293,6 +325,13 @@ export function createOpenAICompatibleProvider(
       activity: () => arm("stream_idle", timeouts.streamIdleMs),
       fired: () => fired,
       clear: () => clearTimeout(timer),
+      /** Ends the attempt now with `reason` (a bound was passed): aborts its HTTP request. */
+      stop: (reason: ExaiError): ExaiError => {
+        clearTimeout(timer);
+        fired ??= reason;
+        controller.abort(reason);
+        return reason;
+      },
     };
   };
 
@@ -315,8 +354,11 @@ export function createOpenAICompatibleProvider(
     idempotencyKey: string,
   ): Promise<Omit<ChatResult, "attempts">> => {
     const timers = attemptTimers(attemptBudgetMs(request), attemptNumber, total, context);
+    const cap = streamCapFor(request.model, dependencies.limits);
     let content = "";
     let reasoningTokens = 0;
+    // Characters received so far: answer + reasoning + tool-call arguments.
+    let received = 0;
     let finishReason = "";
     let requestId: string | undefined;
     let usage: TokenUsage = { promptTokens: 0, completionTokens: 0, totalTokens: 0 };
@@ -347,8 +389,14 @@ export function createOpenAICompatibleProvider(
         if (Array.isArray(chunk.web_search)) webSearch = chunk.web_search;
         const choice = chunk.choices?.[0];
         const delta = choice?.delta;
-        if (delta?.reasoning_content) reasoningTokens++;
-        if (typeof delta?.content === "string") content += delta.content;
+        if (delta?.reasoning_content) {
+          reasoningTokens++;
+          received += delta.reasoning_content.length;
+        }
+        if (typeof delta?.content === "string") {
+          content += delta.content;
+          received += delta.content.length;
+        }
         for (const call of delta?.tool_calls ?? []) {
           const index = call.index ?? toolCalls.length;
           const existing = (toolCalls[index] ??= {
@@ -359,7 +407,29 @@ export function createOpenAICompatibleProvider(
           if (call.id) existing.id = call.id;
           if (call.type) existing.type = call.type;
           if (call.function?.name) existing.function.name += call.function.name;
-          if (call.function?.arguments) existing.function.arguments += call.function.arguments;
+          if (call.function?.arguments) {
+            existing.function.arguments += call.function.arguments;
+            received += call.function.arguments.length;
+          }
+          received += call.function?.name?.length ?? 0;
+        }
+        if (received > cap.chars) {
+          // Not retryable: the same request would stream without end again and only burn the deadline.
+          throw timers.stop(
+            new ExaiError(
+              "PROVIDER_ERROR",
+              `${dialect.label} ${request.model.id}: the streamed response passed the cap of ${cap.chars.toLocaleString("en-US")} characters (answer + reasoning; ${cap.how}) and was aborted; raise EXAI_MAX_STREAM_CHARS if this model legitimately answers at this length`,
+              {
+                retryable: false,
+                details: {
+                  provider: settings.name,
+                  model: request.model.id,
+                  cap_chars: cap.chars,
+                  variable: "EXAI_MAX_STREAM_CHARS",
+                },
+              },
+            ),
+          );
         }
         if (choice?.finish_reason) finishReason = choice.finish_reason;
         const rawUsage = chunk.usage ?? choice?.usage;
@@ -457,6 +527,8 @@ export function createOpenAICompatibleProvider(
       return { ...value, attempts };
     },
     async requestJson<T>(path: string, init: JsonRequestInit, context: ProviderCallContext): Promise<T> {
+      const responseBytes =
+        dependencies.limits?.streamChars ?? dependencies.limits?.responseBytes ?? DEFAULT_RESPONSE_BYTES;
       const retryable = init.retry ?? init.method !== "POST";
       const total = retryable ? dependencies.retry.maxRetries + 1 : 1;
       const idempotencyKey = randomUUID();
@@ -494,7 +566,22 @@ export function createOpenAICompatibleProvider(
               dispatcher: agent,
             });
             timers.activity();
-            const text = await response.text();
+            const text = await readBoundedText(response, responseBytes, () =>
+              timers.stop(
+                new ExaiError(
+                  "PROVIDER_ERROR",
+                  `${dialect.label} ${init.method} ${path}: the response body passed the cap of ${responseBytes.toLocaleString("en-US")} bytes and was aborted; raise EXAI_MAX_STREAM_CHARS if the provider legitimately sends more`,
+                  {
+                    retryable: false,
+                    details: {
+                      provider: settings.name,
+                      cap_bytes: responseBytes,
+                      variable: "EXAI_MAX_STREAM_CHARS",
+                    },
+                  },
+                ),
+              ),
+            );
             if (init.responseType === "text" && response.ok) return text as T;
             let parsed: unknown = text;
             try {
@@ -511,7 +598,8 @@ export function createOpenAICompatibleProvider(
                 );
               }
             }
-            if (!response.ok) throw httpError(response.status, parsed, response.headers, dialect, settings);
+            if (!response.ok)
+              throw httpError(response.status, parsed, response.headers, dialect, settings, redact);
             return parsed as T;
           } catch (error) {
             throw classify(error, timers.fired(), context);
@@ -577,11 +665,17 @@ interface RawUsage {
  * OpenAI style: type rate_limit*); server-side hiccups too; anything else (content filter 1301,
  * quota 1113, invalid request) is the provider's considered answer and is not retried.
  */
-function streamError(body: unknown, dialect: Dialect, settings: ProviderSettings, cause: unknown): ExaiError {
+function streamError(
+  body: unknown,
+  dialect: Dialect,
+  settings: ProviderSettings,
+  cause: unknown,
+  redact: (text: string) => string,
+): ExaiError {
   const error = (body ?? {}) as { code?: unknown; type?: unknown; message?: unknown };
   const code = error.code === undefined || error.code === null ? "" : String(error.code);
   const type = typeof error.type === "string" ? error.type : "";
-  const message = `${dialect.label}: the provider reported an error in the stream: ${extractMessage({ error: body })}`;
+  const message = `${dialect.label}: the provider reported an error in the stream: ${redact(extractMessage({ error: body }))}`;
   const details = { provider: settings.name, provider_code: code || type || undefined };
   if (["1302", "1303", "1305", "1312"].includes(code) || /rate_limit/i.test(type)) {
     return new ExaiError("RATE_LIMITED", message, { retryable: true, cause, details });
@@ -597,8 +691,10 @@ function httpError(
   headers: { get(name: string): string | null } | undefined,
   dialect: Dialect,
   settings: ProviderSettings,
+  redact: (text: string) => string,
 ): ExaiError {
-  const detail = extractMessage(body);
+  // Provider bodies may echo the request, key included (a 401 "invalid key sk-…").
+  const detail = redact(extractMessage(body));
   const base = { details: { status, provider: settings.name } };
   if (status === 429) {
     if (dialect.isQuotaError?.(body)) {
@@ -644,6 +740,37 @@ function httpError(
       ? { retryAfterS: retryAfterMs / 1000 }
       : {}),
   });
+}
+
+/**
+ * Reads a response body as UTF-8 text, at most `limitBytes` bytes; past that calls `overflow`
+ * (which aborts the request and returns the error to throw) and throws its result.
+ */
+async function readBoundedText(
+  response: { headers: { get(name: string): string | null }; body: ReadableStream<Uint8Array> | null },
+  limitBytes: number,
+  overflow: () => ExaiError,
+): Promise<string> {
+  const declared = Number(response.headers.get("content-length") ?? Number.NaN);
+  if (Number.isFinite(declared) && declared > limitBytes) {
+    await response.body?.cancel().catch(() => undefined);
+    throw overflow();
+  }
+  if (!response.body) return "";
+  const reader = response.body.getReader();
+  const chunks: Uint8Array[] = [];
+  let total = 0;
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    total += value.byteLength;
+    if (total > limitBytes) {
+      await reader.cancel().catch(() => undefined);
+      throw overflow();
+    }
+    chunks.push(value);
+  }
+  return Buffer.concat(chunks).toString("utf8");
 }
 
 function extractMessage(body: unknown): string {

@@ -18,6 +18,8 @@ import { backoffDelayMs } from "../pipeline/retry.js";
 import type { ChatResult, TokenUsage } from "../providers/openai-compatible.js";
 import type { ResolvedModel } from "../providers/registry.js";
 import { parseArguments, type Services, type ToolContext, type ToolDefinition } from "../tools/framework.js";
+import type { Redactor } from "../redact.js";
+import { checkArgumentDepth } from "./arguments.js";
 
 export interface ProgressEvent {
   /** Monotonic progress value for MCP (elapsed ms). */
@@ -111,6 +113,8 @@ export interface ExecutorDependencies {
   /** Tools whose identical calls must not share an execution. */
   coalesceDisabled: ReadonlySet<string>;
   random?: () => number;
+  /** Removes configured keys and tokens from every result and error that leaves (default: none). */
+  redactor?: Redactor;
 }
 
 /** Strips the `_EXAI-WS` / `-EXAI-WS` suffix some clients add (SPEC §4). */
@@ -338,10 +342,14 @@ export function createExecutor(dependencies: ExecutorDependencies): Executor {
         ...(request.sessionId !== undefined ? { session: request.sessionId } : {}),
       };
       writeSummary(summary);
+      // The one exit of every transport (stdio, /mcp, WebSocket): no configured secret leaves.
+      const redactor = dependencies.redactor;
+      const result = outcome.result && redactor ? redactor.value(outcome.result) : outcome.result;
+      const error = outcome.error?.toPayload(traceId);
       return {
         ok: !outcome.error,
-        ...(outcome.result ? { result: outcome.result } : {}),
-        ...(outcome.error ? { error: outcome.error.toPayload(traceId) } : {}),
+        ...(result ? { result } : {}),
+        ...(error ? { error: redactor ? redactor.value(error) : error } : {}),
         traceId,
         budgetMs,
         summary,
@@ -357,6 +365,8 @@ export function createExecutor(dependencies: ExecutorDependencies): Executor {
           { details: { field: "name", tool: request.tool } },
         );
       }
+      // Before any schema or recursive walk sees them (zod, stableJson, error messages).
+      checkArgumentDepth(request.arguments, config.limits.argumentDepth);
       const args = parseArguments(tool, request.arguments) as Record<string, unknown>;
       callKey ||= semanticCallKey(tool.name, args);
       const limits: Array<{ layer: TimeoutLayer; ms: number }> = [{ layer: "tool", ms: budgetFor(tool) }];

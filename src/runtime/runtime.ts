@@ -16,6 +16,7 @@ import { createAdmission, type Admission } from "../pipeline/admission.js";
 import { createCoalescer } from "../pipeline/coalesce.js";
 import { closeProviders, createProviders, type Providers } from "../providers/index.js";
 import { createModelRegistry, type ModelRegistry } from "../providers/registry.js";
+import { redactorFor } from "../redact.js";
 import { openSqliteStore } from "../store/sqlite.js";
 import type { Store } from "../store/store.js";
 import type { RuntimeStats, Services, ToolDefinition } from "../tools/framework.js";
@@ -54,8 +55,15 @@ export function createRuntime(config: Config, options: RuntimeOptions): Runtime 
   mkdirSync(config.dataDir, { recursive: true, mode: 0o700 });
   const logDir = join(config.dataDir, "logs");
   mkdirSync(logDir, { recursive: true, mode: 0o700 });
+  const redactor = redactorFor(config);
   const logger =
-    options.logger ?? createLogger({ level: config.logLevel, logDir, base: { mode: options.mode } });
+    options.logger ??
+    createLogger({
+      level: config.logLevel,
+      logDir,
+      base: { mode: options.mode },
+      ...(redactor.active ? { redact: redactor.text } : {}),
+    });
   const tools = selectTools(config.tools);
   checkToolNames(config);
   const providers = createProviders(config);
@@ -122,6 +130,7 @@ export function createRuntime(config: Config, options: RuntimeOptions): Runtime 
     admission,
     coalescer: createCoalescer(),
     coalesceDisabled: new Set(config.coalesce.disabledFor),
+    redactor,
   });
   executor.onSummary((summary) => {
     counts.total++;

@@ -52,7 +52,14 @@ export type FakeFault =
   /** Destroy the socket (TCP RST) without a response. */
   | { kind: "reset" }
   /** 200 with a body (or an SSE data line) that is not valid JSON. */
-  | { kind: "malformed_json" };
+  | { kind: "malformed_json" }
+  /**
+   * 200 that never ends, as fast as the client reads (backpressure respected, so the fake itself
+   * holds no backlog): a stream of `chunkChars`-character deltas (default 4096) of `field`
+   * (default "content") without a finish_reason; a non-stream or non-chat request gets a JSON body
+   * whose string value never closes. Until the client disconnects or `limitBytes` are sent.
+   */
+  | { kind: "endless"; chunkChars?: number; field?: "content" | "reasoning"; limitBytes?: number };
 
 /** A scripted chat completion answer; every field has a default. */
 export interface FakeReply {
@@ -674,6 +681,61 @@ export function startFakeProvider(options: FakeProviderOptions = {}): Promise<Fa
     return false;
   }
 
+  /** Writes `text` until the client is gone or `limit` bytes went out, waiting for 'drain'. */
+  async function writeForever(
+    res: ServerResponse,
+    text: string,
+    signal: AbortSignal,
+    limit: number,
+  ): Promise<void> {
+    const bytes = Buffer.from(text);
+    let sent = 0;
+    while (!signal.aborted && !res.destroyed && sent < limit) {
+      sent += bytes.length;
+      if (!res.write(bytes)) {
+        await new Promise<void>((resolve) => {
+          const done = (): void => {
+            res.off("drain", done);
+            res.off("close", done);
+            signal.removeEventListener("abort", done);
+            resolve();
+          };
+          res.on("drain", done);
+          res.on("close", done);
+          signal.addEventListener("abort", done, { once: true });
+        });
+      }
+    }
+    if (!res.destroyed) res.end();
+  }
+
+  async function sendEndless(
+    res: ServerResponse,
+    record: RecordedRequest,
+    fault: Extract<FakeFault, { kind: "endless" }>,
+    signal: AbortSignal,
+  ): Promise<void> {
+    const piece = "x".repeat(Math.max(1, fault.chunkChars ?? 4096));
+    const limit = fault.limitBytes ?? Number.POSITIVE_INFINITY;
+    const stream = isRecord(record.body) && record.body.stream === true;
+    if (stream && record.path === "/chat/completions") {
+      res.writeHead(200, { "content-type": "text/event-stream; charset=utf-8", "cache-control": "no-cache" });
+      const model = isRecord(record.body) && typeof record.body.model === "string" ? record.body.model : "";
+      const delta = fault.field === "reasoning" ? { reasoning_content: piece } : { content: piece };
+      const event = `data: ${JSON.stringify({
+        id: `chatcmpl-fake-${record.id}`,
+        object: "chat.completion.chunk",
+        model,
+        choices: [{ index: 0, delta, finish_reason: null }],
+      })}\n\n`;
+      await writeForever(res, event, signal, limit);
+      return;
+    }
+    res.writeHead(200, { "content-type": "application/json; charset=utf-8" });
+    res.write('{"id":"endless","content":"');
+    await writeForever(res, piece, signal, limit);
+  }
+
   function sendMalformed(res: ServerResponse, record: RecordedRequest): void {
     const stream = isRecord(record.body) && record.body.stream === true;
     if (stream && record.path === "/chat/completions") {
@@ -719,6 +781,9 @@ export function startFakeProvider(options: FakeProviderOptions = {}): Promise<Fa
       }
       case "malformed_json":
         sendMalformed(res, record);
+        return;
+      case "endless":
+        await sendEndless(res, record, fault, signal);
         return;
       case "stall_after_chunks":
         if (!isChat) {

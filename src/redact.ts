@@ -1,0 +1,137 @@
+/**
+ * Secret redaction at the edges (SPEC §6.7): every configured API key and the daemon token are
+ * replaced by `[redacted]` in tool results, error messages, provider error texts and log lines,
+ * whatever a provider echoes back ("invalid key sk-…" in a 401 body).
+ */
+import type { Config } from "./config/load.js";
+
+export const REDACTED = "[redacted]";
+
+/** Secrets shorter than this are not redacted: they would match ordinary text. */
+export const MIN_SECRET_LENGTH = 8;
+
+export interface Redactor {
+  /** True when there is at least one secret to redact (else every call is the identity). */
+  readonly active: boolean;
+  /** `text` with every secret (and its obvious encodings) replaced by `[redacted]`. */
+  text(text: string): string;
+  /**
+   * `value` with every string inside it redacted: a copy where something changed, the same object
+   * (or array) where nothing did. Object keys are redacted too.
+   */
+  value<T>(value: T): T;
+}
+
+/** The secrets a configuration holds: every provider's API key and the daemon token. */
+export function configuredSecrets(config: Pick<Config, "providers" | "daemon">): string[] {
+  const secrets: string[] = [];
+  for (const settings of Object.values(config.providers)) if (settings) secrets.push(settings.apiKey);
+  if (config.daemon.token !== undefined) secrets.push(config.daemon.token);
+  return secrets;
+}
+
+/**
+ * Builds a redactor for `secrets` (values shorter than MIN_SECRET_LENGTH are ignored). Each secret
+ * is matched as is and in its obvious encodings: URL-encoded, JSON-escaped and base64.
+ */
+export function createRedactor(secrets: readonly string[]): Redactor {
+  const needles = new Set<string>();
+  for (const secret of secrets) {
+    if (typeof secret !== "string" || secret.length < MIN_SECRET_LENGTH) continue;
+    needles.add(secret);
+    needles.add(encodeURIComponent(secret));
+    needles.add(JSON.stringify(secret).slice(1, -1));
+    needles.add(Buffer.from(secret, "utf8").toString("base64"));
+    needles.add(Buffer.from(secret, "utf8").toString("base64url"));
+  }
+  // Longest first, so an encoding that contains another needle is replaced whole.
+  const list = [...needles]
+    .filter((needle) => needle.length >= MIN_SECRET_LENGTH)
+    .sort((a, b) => b.length - a.length);
+  const text = (input: string): string => {
+    let out = input;
+    for (const needle of list) if (out.includes(needle)) out = out.split(needle).join(REDACTED);
+    return out;
+  };
+  const value = <T>(input: T): T => {
+    if (list.length === 0) return input;
+    return redactValue(input, text) as T;
+  };
+  return { active: list.length > 0, text: list.length === 0 ? (input) => input : text, value };
+}
+
+/** A redactor built from the configuration's keys and token. */
+export function redactorFor(config: Pick<Config, "providers" | "daemon">): Redactor {
+  return createRedactor(configuredSecrets(config));
+}
+
+/**
+ * Copy-on-write walk. Iterative over an explicit stack, so a deeply nested provider answer cannot
+ * overflow the call stack here. A container is copied only when something inside it changed.
+ */
+function redactValue(root: unknown, text: (input: string) => string): unknown {
+  if (typeof root === "string") return text(root);
+  if (root === null || typeof root !== "object") return root;
+  interface Frame {
+    node: Record<string, unknown>;
+    keys: string[];
+    index: number;
+    /** The copy being built, once a child or key changed. */
+    copy?: Record<string, unknown>;
+    /** Redacted names of keys that held a secret. */
+    renamed?: Map<string, string>;
+    parent?: Frame;
+    parentKey?: string;
+  }
+  const open = (node: object, parent?: Frame, parentKey?: string): Frame => ({
+    node: node as Record<string, unknown>,
+    keys: Object.keys(node),
+    index: 0,
+    ...(parent ? { parent, parentKey } : {}),
+  });
+  const write = (frame: Frame, key: string, next: unknown) => {
+    frame.copy ??= Array.isArray(frame.node)
+      ? ([...(frame.node as unknown[])] as unknown as Record<string, unknown>)
+      : { ...frame.node };
+    frame.copy[frame.renamed?.get(key) ?? key] = next;
+  };
+  // Finished containers → their redacted form (a value shared by two parents is walked once);
+  // a container still open (a cycle) maps to itself.
+  const seen = new Map<object, unknown>([[root, root]]);
+  let frame: Frame | undefined = open(root);
+  let result: unknown = root;
+  while (frame) {
+    if (frame.index < frame.keys.length) {
+      const key = frame.keys[frame.index++] as string;
+      const child = frame.node[key];
+      if (!Array.isArray(frame.node)) {
+        const name = text(key);
+        if (name !== key) {
+          (frame.renamed ??= new Map()).set(key, name);
+          frame.copy ??= { ...frame.node };
+          delete frame.copy[key];
+          frame.copy[name] = child;
+        }
+      }
+      if (typeof child === "string") {
+        const next = text(child);
+        if (next !== child) write(frame, key, next);
+      } else if (child !== null && typeof child === "object") {
+        if (seen.has(child)) {
+          const known = seen.get(child);
+          if (known !== child) write(frame, key, known);
+        } else {
+          seen.set(child, child);
+          frame = open(child, frame, key);
+        }
+      }
+      continue;
+    }
+    const done: Frame = frame;
+    seen.set(done.node, done.copy ?? done.node);
+    frame = done.parent;
+    if (frame === undefined) result = done.copy ?? done.node;
+    else if (done.copy !== undefined && done.parentKey !== undefined) write(frame, done.parentKey, done.copy);
+  }
+  return result;
+}
