@@ -72,7 +72,7 @@ describe("createFileSandbox().resolve", () => {
     const error = await rejection(sandbox.resolve(missing, "files[0]"));
     expect(error.code).toBe("INVALID_ARGUMENT");
     expect(error.message).toContain(`files[0]: "${missing}" does not exist`);
-    expect(error.details).toEqual({ field: "files[0]", path: missing });
+    expect(error.details).toEqual({ field: "files[0]", path: missing, missing: true });
   });
 
   it("refuses a path outside every root, listing the roots and how to change them", async () => {
@@ -151,7 +151,7 @@ describe("createFileSandbox().resolve", () => {
       `files[0]: "${file}" is a secret file (${rule}); exai never sends secrets to a model. ` +
         `Remove it from the request.`,
     );
-    expect(error.details).toEqual({ field: "files[0]", path: file });
+    expect(error.details).toEqual({ field: "files[0]", path: file, secret: "name", rule });
   });
 
   it("refuses a secret reached through a symlink, and a symlink named like a secret", async () => {

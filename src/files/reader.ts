@@ -4,13 +4,14 @@
  * a token budget, listing every file that did not make it and why.
  */
 import type { Dirent, Stats } from "node:fs";
-import { readdir, readFile, stat } from "node:fs/promises";
+import { readdir, stat } from "node:fs/promises";
 import path from "node:path";
 
 import ignore, { type Ignore } from "ignore";
 
 import { ExaiError, invalidArgument } from "../errors.js";
-import { errorCode, isInsideRoot, isSecretPath, type FileSandbox } from "./sandbox.js";
+import { openSandboxed, type OpenSandboxedOptions, type SandboxedFile } from "./open.js";
+import { errorCode, isInsideRoot, secretRule, type FileSandbox } from "./sandbox.js";
 
 export interface ReadFileResult {
   /** The realpath of the file, as shown in the block header. */
@@ -36,6 +37,16 @@ export interface EmbedResult {
   tokens: number;
 }
 
+export interface ExpandResult {
+  /** Realpaths of the files, as `expand` returns them. */
+  files: string[];
+  /**
+   * What the walk left out and why, never silently: secrets met inside a directory
+   * ("secret file (*.pem)") and `.gitignore` files whose rules could not be applied.
+   */
+  skipped: Array<{ path: string; reason: string }>;
+}
+
 export interface FileReaderOptions {
   sandbox: FileSandbox;
   /** Files larger than this many bytes become a placeholder. Default 1,000,000 (1 MB). */
@@ -49,20 +60,31 @@ export interface FileReader {
    * Validates and expands paths: directories recursively, honouring the .gitignore files from the
    * directory up to its allowed root and below it, and skipping node_modules, .git, dist, build,
    * vendor, __pycache__, .venv and coverage. Returns realpaths of files, de-duplicated, in input
-   * order with directory contents sorted (depth first, by name). Secrets, and symlinks leading
-   * outside the roots, found while walking are skipped silently (the user did not name them);
-   * symlinked directories are not followed.
-   * @throws ExaiError from the sandbox for a named path (`<field>[i]`); INVALID_ARGUMENT when a
-   *   directory expands to more than `maxFilesPerDirectory` files; FILE_ACCESS_DENIED when a
-   *   directory cannot be listed; the signal's reason when aborted.
+   * order with directory contents sorted (depth first, by name). Secrets found while walking are
+   * left out (listed by `expandDetailed`); symlinks leading outside the roots are left out and
+   * symlinked directories are not followed. A file named directly is opened and checked through
+   * the sandbox (regular file, inside the roots, no private-key block in its content).
+   * @throws ExaiError from the sandbox for a named path (`<field>[i]`), FILE_ACCESS_DENIED for a
+   *   named secret (by name or content); INVALID_ARGUMENT when a directory expands to more than
+   *   `maxFilesPerDirectory` files; FILE_ACCESS_DENIED when a directory cannot be listed; the
+   *   signal's reason when aborted.
    */
   expand(paths: readonly string[], field: string, signal?: AbortSignal): Promise<string[]>;
+  /** Like `expand`, and also lists what the walk left out (secrets, unusable `.gitignore` files). */
+  expandDetailed(paths: readonly string[], field: string, signal?: AbortSignal): Promise<ExpandResult>;
+  /**
+   * Opens and reads one file through the sandbox for `options.purpose` with at most
+   * `options.maxBytes` bytes (see `openSandboxed`): a larger file comes back `tooLarge`, unread.
+   * @throws the errors of `openSandboxed`.
+   */
+  open(path: string, options: Omit<OpenSandboxedOptions, "roots" | "optional">): Promise<SandboxedFile>;
   /**
    * Reads one file into a block: `--- BEGIN FILE: <path> ---\n`, the content with right-aligned
    * line numbers (`   1│ line`, width ≥ 4), then `\n--- END FILE: <path> ---\n`. A file over
    * `maxFileBytes` or a binary file (NUL byte in its first 8 KB) becomes a one-line placeholder.
-   * @throws ExaiError from the sandbox (field "path"); INVALID_ARGUMENT for a directory or an
-   *   unreadable file; FILE_ACCESS_DENIED when permission is denied; the signal's reason when aborted.
+   * @throws ExaiError from the sandbox (field "path"); INVALID_ARGUMENT for a directory, a FIFO or
+   *   device, or an unreadable file; FILE_ACCESS_DENIED when permission is denied or the content
+   *   holds a private key; the signal's reason when aborted.
    */
   read(path: string, signal?: AbortSignal): Promise<ReadFileResult>;
   /**
@@ -70,7 +92,8 @@ export interface FileReader {
    * `tokenBudget` tokens as measured by `countTokens`. A file that does not fit is listed in
    * `skipped` ("exceeds the remaining token budget (needs N, M left)") and later, smaller files
    * may still fit. Placeholder files are listed in `skipped` with their placeholder reason; their
-   * one-line block is embedded when it fits. Duplicate paths are embedded once.
+   * one-line block is embedded when it fits. A file whose content turns out to hold a private key
+   * is listed in `skipped` as a secret and not embedded. Duplicate paths are embedded once.
    * @throws the same errors as `read`; ExaiError INTERNAL when `tokenBudget` is negative or NaN.
    */
   embed(
@@ -81,6 +104,8 @@ export interface FileReader {
 
 const DEFAULT_MAX_FILE_BYTES = 1_000_000;
 const DEFAULT_MAX_FILES_PER_DIRECTORY = 1000;
+/** Largest `.gitignore` whose rules are applied, bytes; a larger one is listed as skipped. */
+export const MAX_GITIGNORE_BYTES = 256 * 1024;
 /** How much of a file is inspected for a NUL byte to call it binary (what git does, too). */
 const BINARY_SNIFF_BYTES = 8192;
 const SKIPPED_DIRECTORIES: ReadonlySet<string> = new Set([
@@ -112,11 +137,18 @@ export function createFileReader(options: FileReaderOptions): FileReader {
     "maxFilesPerDirectory",
   );
 
-  async function expand(paths: readonly string[], field: string, signal?: AbortSignal): Promise<string[]> {
+  const roots = sandbox.allowedRoots;
+
+  async function expandDetailed(
+    paths: readonly string[],
+    field: string,
+    signal?: AbortSignal,
+  ): Promise<ExpandResult> {
     if (!Array.isArray(paths)) {
       throw invalidArgument(field, "expected an array of absolute paths", { path: paths });
     }
     const result: string[] = [];
+    const skipped: Array<{ path: string; reason: string }> = [];
     const seen = new Set<string>();
     const add = (file: string): void => {
       if (seen.has(file)) return;
@@ -130,9 +162,18 @@ export function createFileReader(options: FileReaderOptions): FileReader {
       const real = await sandbox.resolve(input, itemField);
       const info = await statOrThrow(real, itemField, input);
       if (info.isFile()) {
-        add(real);
+        // Opened and read now so that a named secret (by content) or a file that is not what its
+        // path says is refused with this field's name; the content is read again when embedded.
+        const file = await openSandboxed(input, {
+          purpose: "file",
+          roots,
+          maxBytes: maxFileBytes,
+          field: itemField,
+          signal,
+        });
+        if (file !== undefined) add(file.path);
       } else if (info.isDirectory()) {
-        for (const file of await walkDirectory(real, itemField, input, signal)) add(file);
+        for (const file of await walkDirectory(real, itemField, input, skipped, signal)) add(file);
       } else {
         throw invalidArgument(
           itemField,
@@ -143,7 +184,21 @@ export function createFileReader(options: FileReaderOptions): FileReader {
         );
       }
     }
-    return result;
+    return { files: result, skipped };
+  }
+
+  async function expand(paths: readonly string[], field: string, signal?: AbortSignal): Promise<string[]> {
+    return (await expandDetailed(paths, field, signal)).files;
+  }
+
+  async function openFile(
+    filePath: string,
+    options: Omit<OpenSandboxedOptions, "roots" | "optional">,
+  ): Promise<SandboxedFile> {
+    const file = await openSandboxed(filePath, { ...options, roots });
+    // Only `optional` opens resolve to undefined.
+    if (file === undefined) throw new ExaiError("INTERNAL", `open: no result for ${filePath}`);
+    return file;
   }
 
   /** All files below `directory` (a realpath inside the sandbox), in walk order. */
@@ -151,6 +206,7 @@ export function createFileReader(options: FileReaderOptions): FileReader {
     directory: string,
     field: string,
     input: string,
+    skipped: Array<{ path: string; reason: string }>,
     signal: AbortSignal | undefined,
   ): Promise<string[]> {
     const files: string[] = [];
@@ -165,33 +221,46 @@ export function createFileReader(options: FileReaderOptions): FileReader {
         );
       }
     };
+    /** Whether `child` is a secret by name; a secret is listed as skipped, never read. */
+    const secret = (child: string, ignored: boolean): boolean => {
+      const rule = secretRule(child);
+      if (rule === undefined) return false;
+      // A secret the .gitignore already hides, or a vendored directory, is not worth a line.
+      if (!ignored) skipped.push({ path: child, reason: `secret file (${rule}); not sent to the model` });
+      return true;
+    };
+    const gitignore = (current: string): Promise<IgnoreLayer | undefined> =>
+      loadGitignore(current, field, roots, skipped, signal);
 
     const walk = async (current: string, inherited: readonly IgnoreLayer[]): Promise<void> => {
       signal?.throwIfAborted();
-      const own = current === directory ? undefined : await loadGitignore(current, field, signal);
+      const own = current === directory ? undefined : await gitignore(current);
       const layers = own === undefined ? inherited : [...inherited, own];
 
       for (const entry of await listDirectory(current, field)) {
         signal?.throwIfAborted();
         const child = path.join(current, entry.name);
         if (entry.isDirectory()) {
-          if (SKIPPED_DIRECTORIES.has(entry.name) || isSecretPath(child) || isIgnored(layers, child, true))
-            continue;
+          if (SKIPPED_DIRECTORIES.has(entry.name)) continue;
+          const ignored = isIgnored(layers, child, true);
+          if (secret(child, ignored) || ignored) continue;
           await walk(child, layers);
-        } else if (entry.isFile()) {
-          if (isSecretPath(child) || isIgnored(layers, child, false)) continue;
-          push(child);
-        } else if (entry.isSymbolicLink()) {
+        } else if (entry.isFile() || entry.isSymbolicLink()) {
           // git treats a symlink as a file, whatever it points to.
-          if (isSecretPath(child) || isIgnored(layers, child, false)) continue;
-          const target = await resolveLinkedFile(child, field);
-          if (target !== undefined) push(target);
+          const ignored = isIgnored(layers, child, false);
+          if (secret(child, ignored) || ignored) continue;
+          if (entry.isFile()) {
+            push(child);
+          } else {
+            const target = await resolveLinkedFile(child, field);
+            if (target !== undefined) push(target);
+          }
         }
         // Sockets, FIFOs and devices are not source files: nothing to read.
       }
     };
 
-    await walk(directory, await startingLayers(directory, field, signal));
+    await walk(directory, await startingLayers(directory, field, skipped, signal));
     return files;
   }
 
@@ -203,6 +272,7 @@ export function createFileReader(options: FileReaderOptions): FileReader {
   async function startingLayers(
     directory: string,
     field: string,
+    skipped: Array<{ path: string; reason: string }>,
     signal: AbortSignal | undefined,
   ): Promise<IgnoreLayer[]> {
     // With nested roots the outermost one wins: its rules apply to everything below it.
@@ -218,10 +288,10 @@ export function createFileReader(options: FileReaderOptions): FileReader {
 
     const ancestors: IgnoreLayer[] = [];
     for (const ancestor of chain.slice(0, -1)) {
-      const layer = await loadGitignore(ancestor, field, signal);
+      const layer = await loadGitignore(ancestor, field, roots, skipped, signal);
       if (layer !== undefined) ancestors.push(layer);
     }
-    const own = await loadGitignore(directory, field, signal);
+    const own = await loadGitignore(directory, field, roots, skipped, signal);
     const inherited = isIgnored(ancestors, directory, true) ? [] : ancestors;
     return own === undefined ? inherited : [...inherited, own];
   }
@@ -246,32 +316,17 @@ export function createFileReader(options: FileReaderOptions): FileReader {
 
   async function read(filePath: string, signal?: AbortSignal): Promise<ReadFileResult> {
     signal?.throwIfAborted();
-    const field = "path";
-    const real = await sandbox.resolve(filePath, field);
-    const info = await statOrThrow(real, field, filePath);
-    if (info.isDirectory()) {
-      throw invalidArgument(field, `${JSON.stringify(filePath)} is a directory; expand it into files first`, {
-        path: filePath,
-      });
-    }
-    // A FIFO or device would block a thread in open()/read(): only regular files are read.
-    if (!info.isFile()) {
-      throw invalidArgument(field, `${JSON.stringify(filePath)} is not a regular file`, { path: filePath });
-    }
-    if (info.size > maxFileBytes) return placeholderResult(real, info.size, tooLargeReason(info.size));
-
-    const content = await readContent(real, field, filePath, signal);
-    // The file may have grown between stat and read.
-    if (content.length > maxFileBytes)
-      return placeholderResult(real, content.length, tooLargeReason(content.length));
+    const file = await openFile(filePath, { purpose: "file", maxBytes: maxFileBytes, field: "path", signal });
+    if (file.content === undefined) return placeholderResult(file.path, file.size, tooLargeReason(file.size));
+    const { content } = file;
     if (content.subarray(0, BINARY_SNIFF_BYTES).includes(0)) {
-      return placeholderResult(real, content.length, "binary file omitted");
+      return placeholderResult(file.path, content.length, "binary file omitted");
     }
 
     const lines = splitLines(content.toString("utf8"));
     return {
-      path: real,
-      text: fileBlock(real, numberLines(lines)),
+      path: file.path,
+      text: fileBlock(file.path, numberLines(lines)),
       lines: lines.length,
       bytes: content.length,
     };
@@ -297,7 +352,18 @@ export function createFileReader(options: FileReaderOptions): FileReader {
 
     for (const filePath of paths) {
       signal?.throwIfAborted();
-      const file = await read(filePath, signal);
+      let file: ReadFileResult;
+      try {
+        file = await read(filePath, signal);
+      } catch (error) {
+        // A file found by walking a directory whose content is a private key: a secret, listed.
+        if (ExaiError.is(error) && error.details.secret === "content") {
+          if (!seen.has(filePath)) skipped.push({ path: filePath, reason: error.message });
+          seen.add(filePath);
+          continue;
+        }
+        throw error;
+      }
       if (seen.has(file.path)) continue;
       seen.add(file.path);
 
@@ -323,7 +389,7 @@ export function createFileReader(options: FileReaderOptions): FileReader {
     return { text: blocks.join(""), included, skipped, tokens: used };
   }
 
-  return { expand, read, embed };
+  return { expand, expandDetailed, open: openFile, read, embed };
 }
 
 /** Characters per counting slice: ~10–15 ms of tokenizer work, so other calls' timers still run. */
@@ -409,24 +475,47 @@ function isIgnored(layers: readonly IgnoreLayer[], absolute: string, isDirectory
   return ignored;
 }
 
+/**
+ * The rules of `directory/.gitignore`, read through the sandbox (at most MAX_GITIGNORE_BYTES): a
+ * `.gitignore` that is missing gives no rules; one that cannot be used (a FIFO, a link to a device
+ * or outside the roots, too large, unreadable) gives no rules and is listed in `skipped`.
+ */
 async function loadGitignore(
   directory: string,
   field: string,
+  roots: readonly string[],
+  skipped: Array<{ path: string; reason: string }>,
   signal: AbortSignal | undefined,
 ): Promise<IgnoreLayer | undefined> {
   const file = path.join(directory, ".gitignore");
-  let content: string;
+  let opened: SandboxedFile | undefined;
   try {
-    content = await readFile(file, { encoding: "utf8", signal });
+    opened = await openSandboxed(file, {
+      purpose: "gitignore",
+      roots,
+      maxBytes: MAX_GITIGNORE_BYTES,
+      field,
+      signal,
+      optional: true,
+    });
   } catch (error) {
     if (signal?.aborted) signal.throwIfAborted();
-    const code = errorCode(error);
-    // No .gitignore here (or something else by that name): no rules at this level.
-    if (code === "ENOENT" || code === "ENOTDIR" || code === "EISDIR") return undefined;
-    throw readError(error, field, file, file);
+    // A directory called .gitignore holds no rules.
+    if (ExaiError.is(error) && error.details.kind === "directory") return undefined;
+    if (!ExaiError.is(error)) throw error;
+    skipped.push({ path: file, reason: `.gitignore not applied: ${error.message}` });
+    return undefined;
+  }
+  if (opened === undefined) return undefined;
+  if (opened.content === undefined) {
+    skipped.push({
+      path: file,
+      reason: `.gitignore not applied: ${formatBytes(opened.size)} exceeds the ${formatBytes(MAX_GITIGNORE_BYTES)} limit`,
+    });
+    return undefined;
   }
   // Case-sensitive, like git on Linux (core.ignorecase=false).
-  return { base: directory, rules: ignore({ ignorecase: false }).add(content) };
+  return { base: directory, rules: ignore({ ignorecase: false }).add(opened.content.toString("utf8")) };
 }
 
 async function listDirectory(directory: string, field: string): Promise<Dirent[]> {
@@ -445,21 +534,6 @@ async function statOrThrow(real: string, field: string, input: string): Promise<
   try {
     return await stat(real);
   } catch (error) {
-    throw readError(error, field, input, real);
-  }
-}
-
-async function readContent(
-  real: string,
-  field: string,
-  input: string,
-  signal?: AbortSignal,
-): Promise<Buffer> {
-  try {
-    return await readFile(real, { signal });
-  } catch (error) {
-    // Surface the reason the caller aborted with (a deadline, a cancellation), not fs's AbortError.
-    if (signal?.aborted) signal.throwIfAborted();
     throw readError(error, field, input, real);
   }
 }

@@ -32,11 +32,30 @@ export interface FileSandbox {
 const EXAMPLE_PATH = "/home/me/project/src/a.ts";
 
 /** Basenames refused exactly (compared lower-case). */
-const SECRET_NAMES = [".npmrc", ".pypirc", ".netrc"];
-/** Basename prefixes refused (`.env.local`, `id_rsa.pub`, …). */
-const SECRET_PREFIXES = [".env", "id_rsa", "id_ed25519", "id_ecdsa"];
-/** Basename suffixes refused (private keys and certificates). */
-const SECRET_SUFFIXES = [".pem", ".key"];
+const SECRET_NAMES = [".npmrc", ".pypirc", ".netrc", ".git-credentials", ".pgpass", "credentials.json"];
+/** Basename prefixes refused (`.env`, `.env.local`, `id_rsa.pub`, …). */
+const SECRET_PREFIXES = [".env", "id_rsa", "id_dsa", "id_ecdsa", "id_ed25519"];
+/** Basename suffixes refused (private keys, certificates and key stores). */
+const SECRET_SUFFIXES = [".pem", ".key", ".p12", ".pfx", ".keystore", ".jks"];
+/** Trailing path segments refused (credential files known by their directory). */
+const SECRET_PATH_SUFFIXES = [".aws/credentials", ".docker/config.json", ".kube/config"];
+/** Directories whose whole content is refused (and the directory itself). */
+const SECRET_DIRECTORIES = [".git", ".ssh", ".gnupg"];
+/** Kernel pseudo-file systems: process environments (API keys), memory maps, device state. */
+const PSEUDO_FILE_ROOTS = ["/proc", "/sys"];
+
+/**
+ * The secret rules, as shown to users (SPEC §4.4): what exai never reads or sends to a model.
+ * A file whose content holds a private-key block (`-----BEGIN … PRIVATE KEY-----`) is refused too.
+ */
+export const SECRET_RULES: readonly string[] = [
+  ...SECRET_PREFIXES.map((prefix) => `${prefix}*`),
+  ...SECRET_SUFFIXES.map((suffix) => `*${suffix}`),
+  ...SECRET_NAMES,
+  ...SECRET_PATH_SUFFIXES,
+  ...SECRET_DIRECTORIES.map((directory) => `${directory}/`),
+  ...PSEUDO_FILE_ROOTS.map((root) => `${root}/`),
+];
 
 /**
  * Creates a sandbox over `options.allowedRoots`.
@@ -51,30 +70,31 @@ export function createFileSandbox(options: FileSandboxOptions): FileSandbox {
 
   return {
     allowedRoots: roots,
-    resolve: (input, field) => resolveInSandbox(roots, input, field),
+    resolve: (input, field) => resolveSandboxed(roots, input, field),
     withRoots: (newRoots) => createFileSandbox({ allowedRoots: newRoots }),
   };
 }
 
 /**
- * Whether a (resolved) path names a secret that exai never sends to a model: a basename of
- * `.env*`, `*.pem`, `*.key`, `id_rsa*`, `id_ed25519*`, `id_ecdsa*`, `.npmrc`, `.pypirc` or
- * `.netrc` (case-insensitive), or anything inside a `.git` directory (and `.git` itself).
+ * Whether a path names a secret that exai never sends to a model, by name alone (case-insensitive):
+ * see SECRET_RULES — `.env*`, `*.pem`, `*.key`, `id_rsa*`, `.git/` internals, `.aws/credentials`, …
  */
-export function isSecretPath(realPath: string): boolean {
-  return secretRule(realPath) !== undefined;
+export function isSecretPath(filePath: string): boolean {
+  return secretRule(filePath) !== undefined;
 }
 
-/** The secret rule a path matches (".env*", "*.pem", ".git/ internals", …), or undefined. */
-function secretRule(filePath: string): string | undefined {
-  if (
-    path
-      .normalize(filePath)
-      .split(path.sep)
-      .some((segment) => segment.toLowerCase() === ".git")
-  )
-    return ".git/ internals";
-  const base = path.basename(filePath).toLowerCase();
+/** The secret rule a path matches (".env*", "*.pem", ".git/", …), or undefined. */
+export function secretRule(filePath: string): string | undefined {
+  const normalised = path.normalize(filePath);
+  const pseudo = PSEUDO_FILE_ROOTS.find((root) => normalised === root || normalised.startsWith(`${root}/`));
+  if (pseudo !== undefined) return `${pseudo}/ (kernel pseudo-files)`;
+  const segments = normalised.toLowerCase().split(path.sep);
+  const directory = SECRET_DIRECTORIES.find((secret) => segments.includes(secret));
+  if (directory !== undefined) return `${directory}/ internals`;
+  const tail = segments.slice(-2).join("/");
+  const pathSuffix = SECRET_PATH_SUFFIXES.find((secret) => tail === secret);
+  if (pathSuffix !== undefined) return pathSuffix;
+  const base = segments[segments.length - 1] ?? "";
   const name = SECRET_NAMES.find((secret) => base === secret);
   if (name !== undefined) return name;
   const prefix = SECRET_PREFIXES.find((secret) => base.startsWith(secret));
@@ -122,7 +142,15 @@ function realpathIfExists(root: string): string {
   }
 }
 
-async function resolveInSandbox(roots: readonly string[], input: unknown, field: string): Promise<string> {
+/**
+ * Validates `input` (field name `field` in messages) and returns its realpath when it lies inside
+ * `roots` and is not a secret by name (the name given and the resolved one). See FileSandbox.resolve.
+ */
+export async function resolveSandboxed(
+  roots: readonly string[],
+  input: unknown,
+  field: string,
+): Promise<string> {
   if (typeof input !== "string") {
     throw invalidArgument(field, `expected an absolute path string, got ${describeType(input)}`, {
       path: input,
@@ -171,11 +199,10 @@ async function realpathOrThrow(input: string, field: string): Promise<string> {
     const quoted = JSON.stringify(input);
     const details = { path: input };
     if (code === "ENOENT" || code === "ENOTDIR") {
-      throw invalidArgument(
-        field,
-        `${quoted} does not exist; check the path and pass an existing file`,
-        details,
-      );
+      throw invalidArgument(field, `${quoted} does not exist; check the path and pass an existing file`, {
+        ...details,
+        missing: true,
+      });
     }
     if (code === "ELOOP") {
       throw invalidArgument(field, `${quoted} is a symlink loop; pass the path of a real file`, details);
@@ -203,16 +230,27 @@ function outsideRootsError(roots: readonly string[], field: string, input: strin
   );
 }
 
-function secretError(field: string, input: string, rule: string, real?: string): ExaiError {
+/**
+ * The FILE_ACCESS_DENIED error for a secret: names the field, the path (and its realpath when it
+ * differs) and the rule (`*.pem`, "holds a private key block …"). `details.secret` is "name" or
+ * "content" (how it was recognised).
+ */
+export function secretError(
+  field: string,
+  input: string,
+  rule: string,
+  real?: string,
+  by: "name" | "content" = "name",
+): ExaiError {
   const where =
     real === undefined || real === input
       ? JSON.stringify(input)
       : `${JSON.stringify(input)} (resolves to ${real})`;
+  const what = by === "content" ? `is a secret: it ${rule}` : `is a secret file (${rule})`;
   return new ExaiError(
     "FILE_ACCESS_DENIED",
-    `${field}: ${where} is a secret file (${rule}); exai never sends secrets to a model. ` +
-      `Remove it from the request.`,
-    { details: { field, path: input } },
+    `${field}: ${where} ${what}; exai never sends secrets to a model. Remove it from the request.`,
+    { details: { field, path: input, secret: by, rule } },
   );
 }
 

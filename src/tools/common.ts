@@ -5,6 +5,7 @@
  */
 import { z } from "zod";
 import { ExaiError, invalidArgument } from "../errors.js";
+import { readImage } from "../files/image.js";
 import { buildConversationContext, planBudget } from "../memory/conversation.js";
 import type { ChatMessage, ChatResult, ContentPart, ThinkingMode } from "../providers/openai-compatible.js";
 import { THINKING_MODES } from "../providers/openai-compatible.js";
@@ -112,10 +113,11 @@ export async function prepareContext(
   const { services } = context;
   const thread = await loadThread(services, options.continuationId);
   const budget = planBudget(model.model.contextWindow);
-  const current =
+  // Secrets met while expanding directories are listed as not included, never silently dropped.
+  const { files: current, skipped: expandSkipped } =
     options.files && options.files.length > 0
-      ? await context.files.expand(options.files, options.field ?? "files", context.signal)
-      : [];
+      ? await context.files.expandDetailed(options.files, options.field ?? "files", context.signal)
+      : { files: [], skipped: [] };
   const conversation = thread
     ? buildConversationContext(thread, {
         historyTokenBudget: budget.history,
@@ -150,7 +152,7 @@ export async function prepareContext(
   const parts: string[] = [];
   if (conversation && conversation.historyText) parts.push(conversation.historyText);
   if (embedded.text) parts.push(`=== FILES ===\n${embedded.text}`);
-  const allSkipped = [...skipped, ...embedded.skipped];
+  const allSkipped = [...expandSkipped, ...skipped, ...embedded.skipped];
   if (allSkipped.length > 0) {
     parts.push(
       `=== FILES NOT INCLUDED ===\n${allSkipped.map((item) => `${item.path}: ${item.reason}`).join("\n")}`,
@@ -166,7 +168,12 @@ export async function prepareContext(
   };
 }
 
-/** Builds image content parts (vision models); images are read through the sandbox. */
+/**
+ * Builds image content parts (vision models): each image (path or data URL) is read through the
+ * sandbox, at most `limits.imageBytes` (EXAI_MAX_IMAGE_MB), and must be a PNG, JPEG, GIF or WebP.
+ * @throws ExaiError INVALID_ARGUMENT naming `images[i]` (too large, not an image, model without
+ *   vision); FILE_ACCESS_DENIED from the sandbox.
+ */
 export async function imageParts(
   context: ToolContext,
   model: ResolvedModel,
@@ -180,21 +187,11 @@ export async function imageParts(
     );
   }
   const parts: ContentPart[] = [];
-  const { readFile } = await import("node:fs/promises");
+  const maxBytes = context.services.config.limits.imageBytes;
   for (const [index, image] of images.entries()) {
-    if (image.startsWith("data:image/")) {
-      parts.push({ type: "image_url", image_url: { url: image } });
-      continue;
-    }
-    const [path] = await context.files.expand([image], `images[${index}]`, context.signal);
-    if (!path) continue;
-    const extension = path.split(".").pop()?.toLowerCase() ?? "png";
-    const mime = extension === "jpg" ? "jpeg" : extension;
-    const data = await readFile(path, { signal: context.signal });
-    parts.push({
-      type: "image_url",
-      image_url: { url: `data:image/${mime};base64,${data.toString("base64")}` },
-    });
+    // Sandboxed, size-capped and checked to be a PNG, JPEG, GIF or WebP by its bytes.
+    const checked = await readImage(context.files, image, `images[${index}]`, maxBytes, context.signal);
+    parts.push({ type: "image_url", image_url: { url: checked.dataUrl } });
   }
   return parts;
 }

@@ -11,7 +11,6 @@
  * - Z.ai: `POST /files` multipart {file, purpose}, ≤ 100 MB per file, kept 180 days (docs.z.ai).
  */
 import { createHash } from "node:crypto";
-import { readFile, stat } from "node:fs/promises";
 import { basename } from "node:path";
 import type { ProviderName } from "../config/load.js";
 import { ExaiError, invalidArgument } from "../errors.js";
@@ -168,15 +167,22 @@ export async function readLocalFiles(
   }
   const files: LocalFile[] = [];
   for (const path of expanded) {
-    const { size } = await stat(path);
-    if (size > MAX_UPLOAD_BYTES) {
+    // Opened once through the sandbox: a regular file inside the roots, no private key in it,
+    // refused before reading when over the limit, and read from the same descriptor.
+    const file = await context.files.open(path, {
+      purpose: "upload",
+      field,
+      maxBytes: MAX_UPLOAD_BYTES,
+      signal: context.signal,
+    });
+    if (file.content === undefined) {
       throw invalidArgument(
         field,
-        `${path} is ${(size / 1_048_576).toFixed(1)} MB; the providers accept at most ${MAX_UPLOAD_BYTES / 1_048_576} MB per file`,
+        `${path} is ${(file.size / 1_048_576).toFixed(1)} MB; the providers accept at most ${MAX_UPLOAD_BYTES / 1_048_576} MB per file`,
         { path },
       );
     }
-    const content = await readFile(path, { signal: context.signal });
+    const { content } = file;
     files.push({
       path,
       filename: basename(path),
