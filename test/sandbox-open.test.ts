@@ -14,6 +14,7 @@ import { ExaiError } from "../src/errors.js";
 import { openSandboxed } from "../src/files/open.js";
 import { createFileReader, type FileReader } from "../src/files/reader.js";
 import { createFileSandbox, SECRET_RULES } from "../src/files/sandbox.js";
+import { startTestRuntime } from "./support/harness.js";
 
 let base: string;
 let root: string;
@@ -320,4 +321,51 @@ describe("symlink swap races", () => {
     expect(contents.length + errors.length).toBe(ROUNDS);
     expect(new Set(errors)).not.toContain("INTERNAL");
   }, 20_000);
+});
+
+describe("secrets through a tool", () => {
+  it("chat with a directory lists its secrets as not included and sends none of them", async () => {
+    const test = await startTestRuntime();
+    try {
+      await write("src/app.ts", "export const app = 1;\n");
+      const env = await write(".env.local", "GLM_API_KEY=leaked-by-env\n");
+      const cloud = await write(".aws/credentials", "aws_secret_access_key=leaked-by-aws\n");
+      const key = await write("deploy/notes.txt", "-----BEGIN OPENSSH PRIVATE KEY-----\nleaked-by-key\n");
+      const outcome = await test.runtime.executor.call({
+        tool: "chat",
+        arguments: { prompt: "Review this project", model: "glm-4.5", files: [root] },
+      });
+      expect(outcome.error).toBeUndefined();
+      const skipped = (outcome.result?.files_skipped ?? []) as Array<{ path: string; reason: string }>;
+      expect(skipped.map((item) => item.path).sort()).toEqual([cloud, key, env].sort());
+      const sent = JSON.stringify(test.fake.chatRequests().map((request) => request.body));
+      expect(sent).toContain("export const app = 1;");
+      expect(sent).not.toMatch(/leaked-by-/);
+    } finally {
+      await test.close();
+    }
+  });
+
+  it("an upload tool refuses a private key and a credential file, uploading nothing", async () => {
+    const test = await startTestRuntime({ TOOL_PROFILE: "full" });
+    try {
+      const key = await write("deploy/notes.txt", "-----BEGIN RSA PRIVATE KEY-----\nleaked\n");
+      const netrc = await write(".netrc", "machine example.com password leaked\n");
+      for (const [file, pattern] of [
+        [key, /holds a private key block/],
+        [netrc, /is a secret file \(\.netrc\)/],
+      ] as const) {
+        const outcome = await test.runtime.executor.call({
+          tool: "kimi_upload_and_extract",
+          arguments: { files: [file] },
+        });
+        expect(outcome.error?.code).toBe("FILE_ACCESS_DENIED");
+        expect(outcome.error?.message).toMatch(pattern);
+        expect(outcome.error?.message).toContain(file);
+      }
+      expect(test.fake.requests).toEqual([]);
+    } finally {
+      await test.close();
+    }
+  });
 });
