@@ -171,7 +171,9 @@ async function sameFileInsideRoots(info: Stats, real: string, roots: readonly st
   } catch {
     return false;
   }
+  // The same path as checked (so its root and secret checks hold) and the same file as opened.
   return (
+    now === real &&
     roots.some((root) => isInsideRoot(now, root)) &&
     !found.isSymbolicLink() &&
     found.dev === info.dev &&
