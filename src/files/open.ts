@@ -169,6 +169,7 @@ async function sameFileInsideRoots(info: Stats, real: string, roots: readonly st
     now = path.join(await realpath(path.dirname(real)), path.basename(real));
     found = await lstat(now);
   } catch {
+    // Its directory or the file is gone or unreadable now: it is not the file that was checked.
     return false;
   }
   // The same path as checked (so its root and secret checks hold) and the same file as opened.
