@@ -20,6 +20,8 @@ export interface Redactor {
    * (or array) where nothing did. Object keys are redacted too.
    */
   value<T>(value: T): T;
+  /** Adds a secret learnt after start (a generated daemon token); shorter than MIN_SECRET_LENGTH: ignored. */
+  add(secret: string): void;
 }
 
 /** The secrets a configuration holds: every provider's API key and the daemon token. */
@@ -36,28 +38,36 @@ export function configuredSecrets(config: Pick<Config, "providers" | "daemon">):
  */
 export function createRedactor(secrets: readonly string[]): Redactor {
   const needles = new Set<string>();
-  for (const secret of secrets) {
-    if (typeof secret !== "string" || secret.length < MIN_SECRET_LENGTH) continue;
-    needles.add(secret);
-    needles.add(encodeURIComponent(secret));
-    needles.add(JSON.stringify(secret).slice(1, -1));
-    needles.add(Buffer.from(secret, "utf8").toString("base64"));
-    needles.add(Buffer.from(secret, "utf8").toString("base64url"));
-  }
-  // Longest first, so an encoding that contains another needle is replaced whole.
-  const list = [...needles]
-    .filter((needle) => needle.length >= MIN_SECRET_LENGTH)
-    .sort((a, b) => b.length - a.length);
+  let list: string[] = [];
+  const add = (secret: string) => {
+    if (typeof secret !== "string" || secret.length < MIN_SECRET_LENGTH) return;
+    const bytes = Buffer.from(secret, "utf8");
+    for (const form of [
+      secret,
+      encodeURIComponent(secret),
+      JSON.stringify(secret).slice(1, -1),
+      bytes.toString("base64"),
+      bytes.toString("base64url"),
+    ]) {
+      if (form.length >= MIN_SECRET_LENGTH) needles.add(form);
+    }
+    // Longest first, so an encoding that contains another needle is replaced whole.
+    list = [...needles].sort((a, b) => b.length - a.length);
+  };
+  for (const secret of secrets) add(secret);
   const text = (input: string): string => {
     let out = input;
     for (const needle of list) if (out.includes(needle)) out = out.split(needle).join(REDACTED);
     return out;
   };
-  const value = <T>(input: T): T => {
-    if (list.length === 0) return input;
-    return redactValue(input, text) as T;
+  return {
+    get active() {
+      return list.length > 0;
+    },
+    text,
+    value: <T>(input: T): T => (list.length === 0 ? input : (redactValue(input, text) as T)),
+    add,
   };
-  return { active: list.length > 0, text: list.length === 0 ? (input) => input : text, value };
 }
 
 /** A redactor built from the configuration's keys and token. */

@@ -2,7 +2,7 @@
  * Builds the configured providers (one keep-alive pool each) from the configuration.
  */
 import type { Config, ProviderName } from "../config/load.js";
-import { redactorFor } from "../redact.js";
+import { redactorFor, type Redactor } from "../redact.js";
 import { createCustomProvider } from "./custom.js";
 import { createGlmProvider } from "./glm.js";
 import { createKimiProvider } from "./kimi.js";
@@ -10,8 +10,11 @@ import type { Provider, ProviderDependencies } from "./openai-compatible.js";
 
 export type Providers = Partial<Record<ProviderName, Provider>>;
 
-/** Creates a provider for every configured provider section. Close them with `closeProviders`. */
-export function createProviders(config: Config): Providers {
+/**
+ * Creates a provider for every configured provider section. Close them with `closeProviders`.
+ * `redactor` cleans provider error texts (default: one for the configuration's keys and token).
+ */
+export function createProviders(config: Config, redactor: Redactor = redactorFor(config)): Providers {
   const dependencies: ProviderDependencies = {
     timeouts: config.timeouts,
     retry: config.retry,
@@ -20,7 +23,7 @@ export function createProviders(config: Config): Providers {
       // A body larger than the largest message exai passes on could not be returned anyway.
       responseBytes: config.limits.messageBytes,
     },
-    redact: redactorFor(config).text,
+    redact: redactor.text,
   };
   const providers: Providers = {};
   if (config.providers.glm) providers.glm = createGlmProvider(config.providers.glm, dependencies);

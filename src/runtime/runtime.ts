@@ -16,7 +16,7 @@ import { createAdmission, type Admission } from "../pipeline/admission.js";
 import { createCoalescer } from "../pipeline/coalesce.js";
 import { closeProviders, createProviders, type Providers } from "../providers/index.js";
 import { createModelRegistry, type ModelRegistry } from "../providers/registry.js";
-import { redactorFor } from "../redact.js";
+import { redactorFor, type Redactor } from "../redact.js";
 import { openSqliteStore } from "../store/sqlite.js";
 import type { Store } from "../store/store.js";
 import type { RuntimeStats, Services, ToolDefinition } from "../tools/framework.js";
@@ -36,6 +36,8 @@ export interface Runtime {
   registry: ModelRegistry;
   store: Store;
   logger: Logger;
+  /** Removes configured keys and tokens from results, errors and log lines; `add` more secrets. */
+  redactor: Redactor;
   tools: readonly ToolDefinition[];
   /** Aborts what is in flight, closes pools and the store. Idempotent. */
   close(): Promise<void>;
@@ -62,11 +64,11 @@ export function createRuntime(config: Config, options: RuntimeOptions): Runtime 
       level: config.logLevel,
       logDir,
       base: { mode: options.mode },
-      ...(redactor.active ? { redact: redactor.text } : {}),
+      redact: redactor.text,
     });
   const tools = selectTools(config.tools);
   checkToolNames(config);
-  const providers = createProviders(config);
+  const providers = createProviders(config, redactor);
   const registry = createModelRegistry(config);
   const store = options.store ?? openSqliteStore({ path: join(config.dataDir, "exai.db") });
   const admission = createAdmission({
@@ -147,6 +149,7 @@ export function createRuntime(config: Config, options: RuntimeOptions): Runtime 
     registry,
     store,
     logger,
+    redactor,
     tools,
     close() {
       closed ??= (async () => {
