@@ -185,7 +185,8 @@ describe("credential files", () => {
       const expected = relative.startsWith(".ssh/") ? path.join(root, ".ssh") : path.join(root, relative);
       expect(listed).toContain(expected);
     }
-    for (const item of skipped) expect(item.reason).toMatch(/^secret file \(.+\); not sent to the model$/);
+    for (const item of skipped)
+      expect(item.reason).toMatch(/^secret (file|directory) \(.+\); not sent to the model$/);
   });
 
   it("documents the rules it applies", () => {

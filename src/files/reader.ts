@@ -222,11 +222,11 @@ export function createFileReader(options: FileReaderOptions): FileReader {
       }
     };
     /** Whether `child` is a secret by name; a secret is listed as skipped, never read. */
-    const secret = (child: string, ignored: boolean): boolean => {
+    const secret = (child: string, ignored: boolean, kind: "file" | "directory"): boolean => {
       const rule = secretRule(child);
       if (rule === undefined) return false;
       // A secret the .gitignore already hides, or a vendored directory, is not worth a line.
-      if (!ignored) skipped.push({ path: child, reason: `secret file (${rule}); not sent to the model` });
+      if (!ignored) skipped.push({ path: child, reason: `secret ${kind} (${rule}); not sent to the model` });
       return true;
     };
     const gitignore = (current: string): Promise<IgnoreLayer | undefined> =>
@@ -243,12 +243,12 @@ export function createFileReader(options: FileReaderOptions): FileReader {
         if (entry.isDirectory()) {
           if (SKIPPED_DIRECTORIES.has(entry.name)) continue;
           const ignored = isIgnored(layers, child, true);
-          if (secret(child, ignored) || ignored) continue;
+          if (secret(child, ignored, "directory") || ignored) continue;
           await walk(child, layers);
         } else if (entry.isFile() || entry.isSymbolicLink()) {
           // git treats a symlink as a file, whatever it points to.
           const ignored = isIgnored(layers, child, false);
-          if (secret(child, ignored) || ignored) continue;
+          if (secret(child, ignored, "file") || ignored) continue;
           if (entry.isFile()) {
             push(child);
           } else {
