@@ -1,7 +1,7 @@
 /**
  * The tools that read the JSONL tool-call log (one CALL SUMMARY per finished call, appended by the
  * executor, SPEC §6.6):
- * - toolcall_log_tail — the last N entries, optionally of one tool.
+ * - toolcall_log_tail — the last N entries, optionally of one tool (without session ids).
  * - activity — recent calls summarised: counts by tool and outcome, p50 / p95 duration, last N.
  * Only the last LOG_WINDOW_BYTES of the file are read, whatever its size; a missing file (no call
  * finished yet) is an empty log, not an error.
@@ -89,7 +89,9 @@ export const toolcallLogTailTool = defineTool({
   }),
   async run(args, context) {
     const tail = await readLogTail(context.services.toolCallLogPath);
-    const entries = byTool(tail.entries, args.tool).slice(-(args.lines ?? 50));
+    const entries = byTool(tail.entries, args.tool)
+      .slice(-(args.lines ?? 50))
+      .map(withoutSession);
     return {
       status: "success",
       count: entries.length,
@@ -101,6 +103,16 @@ export const toolcallLogTailTool = defineTool({
     };
   },
 });
+
+/**
+ * An entry without its `session`: session ids resume and cancel sessions, so no client may read
+ * another's (the log file itself stays in the 0700 EXAI_DATA_DIR).
+ */
+function withoutSession(entry: Record<string, unknown>): Record<string, unknown> {
+  if (!("session" in entry)) return entry;
+  const { session: _session, ...rest } = entry;
+  return rest;
+}
 
 /** Nearest-rank percentile of sorted values (p in 0–100); 0 for none. */
 export function percentile(sorted: readonly number[], p: number): number {

@@ -3,8 +3,9 @@
  * - provider_capabilities — what each provider can do here: configured, whether a key is present
  *   (a boolean, never any part of it), models with capabilities, web search / files / thinking.
  *   No base URLs, timeouts or pool sizes.
- * - status — live figures of this server: mode, uptime, calls in flight, admission per cap, calls
- *   by outcome, configured providers, data dir, listed tools.
+ * - status — live figures of this server: mode, uptime, calls in flight, admission per cap (sessions
+ *   as counts: a session id is a credential), calls by outcome, configured providers, data dir,
+ *   listed tools.
  */
 import { z } from "zod";
 import type { ProviderName } from "../config/load.js";
@@ -95,7 +96,15 @@ export const statusTool = defineTool({
       mode: stats.mode,
       uptime_s: Math.round((Date.now() - stats.startedAt) / 1000),
       inflight: stats.inflight,
-      admission: stats.admission,
+      // Session ids resume and cancel sessions: another client must never read them. Only counts.
+      admission: {
+        ...stats.admission,
+        session: {
+          sessions_with_calls: Object.keys(stats.admission.session).length,
+          inflight: Object.values(stats.admission.session).reduce((sum, cap) => sum + cap.inflight, 0),
+          cap_per_session: config.admission.session,
+        },
+      },
       calls: { total: stats.calls.total, by_outcome: stats.calls.byOutcome },
       configured_providers: registry.configuredProviders(),
       data_dir: config.dataDir,
