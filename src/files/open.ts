@@ -5,13 +5,14 @@
  * A path is resolved and checked (absolute, inside the roots, not a secret by name), then opened
  * once with O_NOFOLLOW | O_NONBLOCK (a final symlink is never followed and a FIFO never blocks a
  * thread of the pool), and everything else is checked on the opened descriptor: it is a regular
- * file, its identity (device and inode) is that of the file found at a symlink-free path inside
- * the roots after the open, and its size is within the purpose's limit. The content is then read
- * from that same descriptor, at most `maxBytes + 1` bytes whatever the file claims (a growing file,
- * or a `/proc` file whose size reads 0), checking the signal between chunks.
+ * file, it is the file at the checked symlink-free path inside the roots (the kernel's path of
+ * the descriptor on Linux; device and inode elsewhere), and its size is within the purpose's
+ * limit. The content is then read from that same descriptor, at most `maxBytes + 1` bytes
+ * whatever the file claims (a growing file, or a `/proc` file whose size reads 0), checking the
+ * signal between chunks.
  */
 import { constants, type Stats } from "node:fs";
-import { lstat, open, realpath, type FileHandle } from "node:fs/promises";
+import { lstat, open, readlink, realpath, type FileHandle } from "node:fs/promises";
 import path from "node:path";
 
 import { ExaiError, invalidArgument } from "../errors.js";
@@ -89,7 +90,7 @@ export async function openSandboxed(
     try {
       const info = await handle.stat();
       checkRegular(info, field, input, real);
-      if (!(await sameFileInsideRoots(info, real, options.roots))) {
+      if (!(await sameFileInsideRoots(handle, info, real, options.roots))) {
         if (attempt < OPEN_ATTEMPTS) continue;
         throw new ExaiError(
           "FILE_ACCESS_DENIED",
@@ -157,29 +158,44 @@ function checkRegular(info: Stats, field: string, input: string, real: string): 
 }
 
 /**
- * Whether the opened file (`info`, from fstat) is the file now found at `real` after resolving its
- * directory again: same device and inode, the directory's realpath inside a root. A directory on
- * the path swapped for a symlink between resolving and opening shows as a different inode or a
- * directory outside the roots.
+ * Whether the opened file is the file at `real` (a realpath inside the roots, already checked).
+ *
+ * On Linux the kernel's own record of the descriptor's path (`/proc/self/fd/N`) is compared:
+ * it names the file that was actually opened, whatever was swapped on the way, so the check has
+ * no window of its own. Elsewhere (or without /proc) the path is resolved again around an lstat
+ * and the device and inode compared: a directory on the path swapped for a symlink between
+ * resolving and opening shows as a different inode or a different realpath.
  */
-async function sameFileInsideRoots(info: Stats, real: string, roots: readonly string[]): Promise<boolean> {
-  let now: string;
-  let found: Stats;
+async function sameFileInsideRoots(
+  handle: FileHandle,
+  info: Stats,
+  real: string,
+  roots: readonly string[],
+): Promise<boolean> {
+  if (!roots.some((root) => isInsideRoot(real, root))) return false;
+  const opened = await descriptorPath(handle);
+  if (opened !== undefined) return opened === real;
   try {
-    now = path.join(await realpath(path.dirname(real)), path.basename(real));
-    found = await lstat(now);
+    const directory = path.dirname(real);
+    if ((await realpath(directory)) !== directory) return false;
+    const found = await lstat(real);
+    if ((await realpath(directory)) !== directory) return false;
+    return !found.isSymbolicLink() && found.dev === info.dev && found.ino === info.ino;
   } catch {
     // Its directory or the file is gone or unreadable now: it is not the file that was checked.
     return false;
   }
-  // The same path as checked (so its root and secret checks hold) and the same file as opened.
-  return (
-    now === real &&
-    roots.some((root) => isInsideRoot(now, root)) &&
-    !found.isSymbolicLink() &&
-    found.dev === info.dev &&
-    found.ino === info.ino
-  );
+}
+
+/** The path the kernel records for an open descriptor (Linux /proc), or undefined when unknown. */
+async function descriptorPath(handle: FileHandle): Promise<string | undefined> {
+  if (process.platform !== "linux") return undefined;
+  try {
+    return await readlink(`/proc/self/fd/${handle.fd}`);
+  } catch {
+    // No /proc mounted (some containers): fall back to the path-based check.
+    return undefined;
+  }
 }
 
 /**
