@@ -3,21 +3,19 @@
  * pools), the model registry, the store, file access, admission, coalescing and the executor —
  * and closes it all again. Tests build many runtimes in one process; nothing here is global.
  */
-import { mkdirSync } from "node:fs";
-import pino from "pino";
 import { join } from "node:path";
 import type { Config } from "../config/load.js";
 import { ExaiError } from "../errors.js";
 import { createFileReader, type FileReader } from "../files/reader.js";
 import { createFileSandbox } from "../files/sandbox.js";
-import { createLogger, type Logger } from "../logging.js";
+import { createLogger, openLogFile, type Logger } from "../logging.js";
 import { getTokenCounter } from "../memory/tokenizer.js";
 import { createAdmission, type Admission } from "../pipeline/admission.js";
 import { createCoalescer } from "../pipeline/coalesce.js";
 import { closeProviders, createProviders, type Providers } from "../providers/index.js";
 import { createModelRegistry, type ModelRegistry } from "../providers/registry.js";
 import { redactorFor, type Redactor } from "../redact.js";
-import { openSqliteStore } from "../store/sqlite.js";
+import { openStore } from "../store/resilient.js";
 import type { Store } from "../store/store.js";
 import type { RuntimeStats, Services, ToolDefinition } from "../tools/framework.js";
 import { FULL_TOOLS, selectTools } from "../tools/index.js";
@@ -54,15 +52,15 @@ export interface RuntimeOptions {
  * @throws ExaiError CONFIG_INVALID when TOOL_PROFILE / ENABLED_TOOLS / DISABLED_TOOLS name unknown tools.
  */
 export function createRuntime(config: Config, options: RuntimeOptions): Runtime {
-  mkdirSync(config.dataDir, { recursive: true, mode: 0o700 });
+  // An unusable EXAI_DATA_DIR is reported (by the logger and the store below), never fatal.
   const logDir = join(config.dataDir, "logs");
-  mkdirSync(logDir, { recursive: true, mode: 0o700 });
   const redactor = redactorFor(config);
   const logger =
     options.logger ??
     createLogger({
       level: config.logLevel,
       logDir,
+      dataDir: config.dataDir,
       base: { mode: options.mode },
       redact: redactor.text,
     });
@@ -70,7 +68,11 @@ export function createRuntime(config: Config, options: RuntimeOptions): Runtime 
   checkToolNames(config);
   const providers = createProviders(config, redactor);
   const registry = createModelRegistry(config);
-  const store = options.store ?? openSqliteStore({ path: join(config.dataDir, "exai.db") });
+  const reportFault = (fault: ExaiError) =>
+    logger.error({ code: fault.code, ...fault.details }, fault.message);
+  const store =
+    options.store ??
+    openStore({ path: join(config.dataDir, "exai.db"), dataDir: config.dataDir, onFault: reportFault });
   const admission = createAdmission({
     global: config.admission.global,
     provider: config.admission.provider,
@@ -80,7 +82,11 @@ export function createRuntime(config: Config, options: RuntimeOptions): Runtime 
   const startedAt = Date.now();
   const toolCallLogPath = join(logDir, "toolcalls.jsonl");
   // A buffered append stream (sonic-boom, as pino uses): one open file instead of open/append/close per call.
-  const toolCallLog = pino.destination({ dest: toolCallLogPath, sync: false, mkdir: true });
+  const toolCallLog = openLogFile(toolCallLogPath, {
+    dataDir: config.dataDir,
+    what: "the tool-call log",
+    onFault: reportFault,
+  });
   const defaultRoots = config.allowedRoots ?? [config.cwd];
   const sandbox = createFileSandbox({ allowedRoots: defaultRoots });
   const defaultReader = createFileReader({ sandbox });
@@ -156,11 +162,7 @@ export function createRuntime(config: Config, options: RuntimeOptions): Runtime 
         executor.abortAll(new ExaiError("CANCELLED", "the server is shutting down"));
         await closeProviders(providers);
         await store.close();
-        await new Promise<void>((resolve) => {
-          toolCallLog.once("close", () => resolve());
-          toolCallLog.once("error", () => resolve());
-          toolCallLog.end();
-        });
+        await toolCallLog.end();
         logger.flush?.();
       })();
       return closed;
