@@ -223,8 +223,11 @@ export function createOpenAICompatibleProvider(
     headersTimeout: timeouts.httpMs + 1000,
     bodyTimeout: timeouts.streamIdleMs + 1000,
   });
-  const fetchWithPool = ((url: string, init: Record<string, unknown>) =>
-    undiciFetch(url, { ...init, dispatcher: agent } as never)) as unknown as typeof fetch;
+  const fetchWithPool = (async (url: string, init: Record<string, unknown>) => {
+    const { [LINE_GUARD]: guard, ...rest } = init as Record<string, unknown> & { [LINE_GUARD]?: LineGuard };
+    const response = await undiciFetch(url, { ...rest, dispatcher: agent } as never);
+    return guard ? guardLines(response as unknown as Response, guard) : response;
+  }) as unknown as typeof fetch;
   const client = new OpenAI({
     apiKey: settings.apiKey,
     baseURL: settings.baseUrl,
@@ -367,11 +370,35 @@ export function createOpenAICompatibleProvider(
     let headers: Record<string, string> | undefined;
     let lastProgress = 0;
     try {
+      // The SDK buffers a stream line until its newline: one endless line would grow without a
+      // parsed chunk to count, so raw lines are bounded too (a chunk's JSON, at most 6 bytes per
+      // character of the cap when every character is \u-escaped).
+      const guard: LineGuard = {
+        maxLineBytes: cap.chars * 6 + 64 * 1024,
+        overflow: (bytes) =>
+          timers.stop(
+            new ExaiError(
+              "PROVIDER_ERROR",
+              `${dialect.label} ${request.model.id}: a stream line passed ${bytes.toLocaleString("en-US")} bytes without ending (more than the cap of ${cap.chars.toLocaleString("en-US")} characters could hold; ${cap.how}) and was aborted; raise EXAI_MAX_STREAM_CHARS if this model legitimately answers at this length`,
+              {
+                retryable: false,
+                details: {
+                  provider: settings.name,
+                  model: request.model.id,
+                  cap_chars: cap.chars,
+                  variable: "EXAI_MAX_STREAM_CHARS",
+                },
+              },
+            ),
+          ),
+      };
       const pending = client.chat.completions.create(body as never, {
         signal: timers.signal,
         maxRetries: 0,
         timeout: timeouts.httpMs,
         headers: baseHeaders(context, idempotencyKey),
+        // Spread by the SDK into the fetch init, where fetchWithPool takes it out again.
+        fetchOptions: { [LINE_GUARD]: guard } as never,
       });
       let stream: unknown;
       if (request.captureHeaders) {
@@ -618,6 +645,40 @@ export function createOpenAICompatibleProvider(
       await agent.close();
     },
   };
+}
+
+/** The fetch-init key carrying a LineGuard from a chat attempt to fetchWithPool. */
+const LINE_GUARD = "exaiLineGuard";
+
+interface LineGuard {
+  maxLineBytes: number;
+  /** Stops the attempt; returns the error the stream fails with. */
+  overflow(bytes: number): ExaiError;
+}
+
+/**
+ * A 2xx event stream whose body fails (via `guard.overflow`) as soon as one line passes
+ * `guard.maxLineBytes`; other responses are returned as they are.
+ */
+function guardLines(response: Response, guard: LineGuard): Response {
+  const type = response.headers.get("content-type") ?? "";
+  if (!response.ok || !response.body || !type.includes("event-stream")) return response;
+  let sinceNewline = 0;
+  const body = response.body.pipeThrough(
+    new TransformStream<Uint8Array, Uint8Array>({
+      transform(chunk, controller) {
+        const last = chunk.lastIndexOf(0x0a);
+        sinceNewline = last >= 0 ? chunk.length - last - 1 : sinceNewline + chunk.length;
+        if (sinceNewline > guard.maxLineBytes) controller.error(guard.overflow(sinceNewline));
+        else controller.enqueue(chunk);
+      },
+    }),
+  );
+  return new Response(body, {
+    status: response.status,
+    statusText: response.statusText,
+    headers: response.headers,
+  });
 }
 
 /** Header names never copied into a result: credentials and cookies. */

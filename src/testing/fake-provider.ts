@@ -57,9 +57,16 @@ export type FakeFault =
    * 200 that never ends, as fast as the client reads (backpressure respected, so the fake itself
    * holds no backlog): a stream of `chunkChars`-character deltas (default 4096) of `field`
    * (default "content") without a finish_reason; a non-stream or non-chat request gets a JSON body
-   * whose string value never closes. Until the client disconnects or `limitBytes` are sent.
+   * whose string value never closes. `oneLine`: the stream is a single SSE line that never ends
+   * (no chunk is ever complete). Until the client disconnects or `limitBytes` are sent.
    */
-  | { kind: "endless"; chunkChars?: number; field?: "content" | "reasoning"; limitBytes?: number };
+  | {
+      kind: "endless";
+      chunkChars?: number;
+      field?: "content" | "reasoning";
+      oneLine?: boolean;
+      limitBytes?: number;
+    };
 
 /** A scripted chat completion answer; every field has a default. */
 export interface FakeReply {
@@ -720,6 +727,11 @@ export function startFakeProvider(options: FakeProviderOptions = {}): Promise<Fa
     const stream = isRecord(record.body) && record.body.stream === true;
     if (stream && record.path === "/chat/completions") {
       res.writeHead(200, { "content-type": "text/event-stream; charset=utf-8", "cache-control": "no-cache" });
+      if (fault.oneLine) {
+        res.write(`data: {"id":"chatcmpl-fake-${record.id}","choices":[{"index":0,"delta":{"content":"`);
+        await writeForever(res, piece, signal, limit);
+        return;
+      }
       const model = isRecord(record.body) && typeof record.body.model === "string" ? record.body.model : "";
       const delta = fault.field === "reasoning" ? { reasoning_content: piece } : { content: piece };
       const event = `data: ${JSON.stringify({
