@@ -6,10 +6,23 @@
  */
 import { spawn, type ChildProcessWithoutNullStreams } from "node:child_process";
 import { afterEach, describe, expect, it } from "vitest";
+import WebSocket from "ws";
+import { createDaemon } from "../src/daemon/server.js";
+import { createLogger } from "../src/logging.js";
 import { checkArgumentDepth } from "../src/runtime/arguments.js";
 import { stableJson } from "../src/runtime/executor.js";
+import { createRuntime } from "../src/runtime/runtime.js";
 import { startFakeProvider, type FakeProvider } from "../src/testing/fake-provider.js";
-import { CLI, fastEnv, REPO_ROOT, startTestRuntime, tempDir, type TestRuntime } from "./support/harness.js";
+import {
+  CLI,
+  fastEnv,
+  makeConfig,
+  providerEnv,
+  REPO_ROOT,
+  startTestRuntime,
+  tempDir,
+  type TestRuntime,
+} from "./support/harness.js";
 
 const DEPTH = 100_000;
 
@@ -202,5 +215,70 @@ describe("deep arguments over stdio", () => {
     );
     expect((next.result as { isError?: boolean }).isError).toBeUndefined();
     expect(child.exitCode).toBeNull();
+  });
+});
+
+describe("deep arguments over the daemon's WebSocket", () => {
+  const cleanups: Array<() => Promise<void> | void> = [];
+  afterEach(async () => {
+    for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
+  });
+
+  it("a call_tool frame whose prompt is nested 100,000 levels deep gets INVALID_ARGUMENT, and the connection keeps serving", async () => {
+    const fake = await startFakeProvider();
+    const data = tempDir("exai-deep-daemon-");
+    const config = makeConfig(fastEnv({ EXAI_DATA_DIR: data.path, ...providerEnv(fake) }));
+    const runtime = createRuntime(config, { mode: "daemon", logger: createLogger({ level: "silent" }) });
+    const daemon = await createDaemon(config, { host: "127.0.0.1", port: 0, runtime });
+    cleanups.push(async () => {
+      await daemon.close({ drainMs: 0 });
+      await runtime.close();
+      await fake.close();
+      data.cleanup();
+    });
+    const ws = new WebSocket(`ws+unix://${daemon.socketPath}:/`);
+    cleanups.push(() => ws.terminate());
+    const frames: Array<Record<string, unknown>> = [];
+    const waiters = new Set<() => void>();
+    ws.on("message", (raw) => {
+      frames.push(JSON.parse(String(raw)) as Record<string, unknown>);
+      for (const waiter of waiters) waiter();
+    });
+    const waitFor = (test: (frame: Record<string, unknown>) => boolean) =>
+      new Promise<Record<string, unknown>>((resolve, reject) => {
+        const timer = setTimeout(
+          () => reject(new Error(`no such frame; got ${JSON.stringify(frames)}`)),
+          10_000,
+        );
+        const check = () => {
+          const found = frames.find(test);
+          if (found) {
+            clearTimeout(timer);
+            waiters.delete(check);
+            resolve(found);
+          }
+        };
+        waiters.add(check);
+        check();
+      });
+    await new Promise<void>((resolve, reject) => ws.once("open", () => resolve()).once("error", reject));
+    ws.send(JSON.stringify({ op: "hello", client: { name: "deep", version: "1" } }));
+    await waitFor((frame) => frame.op === "hello_ack");
+    ws.send(
+      `{"op":"call_tool","request_id":"deep-1","name":"chat","arguments":{"model":"glm-4.5-flash","prompt":${deepArrayJson(DEPTH)}}}`,
+    );
+    const result = await waitFor((frame) => frame.op === "call_tool_res" && frame.request_id === "deep-1");
+    expect(result.error).toMatchObject({ code: "INVALID_ARGUMENT" });
+    expect(String((result.error as { message?: unknown }).message)).toContain("EXAI_MAX_ARGUMENT_DEPTH");
+    ws.send(
+      JSON.stringify({
+        op: "call_tool",
+        request_id: "after-1",
+        name: "chat",
+        arguments: { model: "glm-4.5-flash", prompt: "still there?" },
+      }),
+    );
+    const after = await waitFor((frame) => frame.op === "call_tool_res" && frame.request_id === "after-1");
+    expect(after.error).toBeUndefined();
   });
 });
