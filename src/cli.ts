@@ -237,10 +237,14 @@ export function buildProgram(): Command {
           ...(options.port !== undefined ? { port: options.port } : {}),
           // Test-only endpoint POST /debug/drop-connections (chaos tests of the shim's reconnect).
           testHooks: process.env.EXAI_DAEMON_TEST_HOOKS === "1",
+          // Re-read on SIGHUP and when a shim reports another configuration file.
+          reloadConfig: readConfig,
         });
         const http = daemon.url.replace(/^ws:/, "http:");
         err(
-          `exai daemon ${VERSION} listening on ${daemon.url} (MCP: ${http}mcp, ${http}health, ${http}metrics)`,
+          daemon.port !== 0
+            ? `exai daemon ${VERSION} listening on ${daemon.socketPath} and ${daemon.url} (MCP: ${http}mcp, ${http}health, ${http}metrics; token required, see exai config --client claude --transport http)`
+            : `exai daemon ${VERSION} listening on ${daemon.socketPath} only (the TCP port could not be bound; see the log)`,
         );
       } catch (error) {
         fail(error);
@@ -264,15 +268,34 @@ export function buildProgram(): Command {
     .description("print the resolved configuration and timeout table; exit 2 when invalid")
     .option("--json", "machine-readable output")
     .option("--client <client>", "print the registration snippet for claude | codex | cursor | vscode")
+    .option(
+      "--transport <transport>",
+      "with --client: stdio (default) or http (the daemon's /mcp with its token)",
+    )
     .option("--markdown", "print the configuration variables as a markdown table")
-    .action((options: { json?: boolean; client?: string; markdown?: boolean }) => {
+    .action(async (options: { json?: boolean; client?: string; markdown?: boolean; transport?: string }) => {
       try {
         if (options.markdown) {
           out(renderConfigTable());
           return;
         }
         const config = readConfig();
-        if (options.client) {
+        if (options.client && options.transport === "http") {
+          const { daemonMcpUrl, httpClientSnippet } = await import("./daemon/client-snippet.js");
+          const { ensurePrivateDataDir, resolveTcpToken } = await import("./daemon/trust.js");
+          ensurePrivateDataDir(config.dataDir);
+          out(
+            httpClientSnippet(options.client, config, {
+              url: daemonMcpUrl(config),
+              token: resolveTcpToken(config),
+            }),
+          );
+        } else if (options.transport !== undefined && options.transport !== "stdio") {
+          throw new ExaiError(
+            "INVALID_ARGUMENT",
+            `--transport: unknown transport ${JSON.stringify(options.transport)}; use stdio or http (with --client)`,
+          );
+        } else if (options.client) {
           const explicit = process.env.EXAI_ENV_FILE?.trim();
           out(
             clientSnippet(options.client, config, {

@@ -10,6 +10,7 @@
 import { afterEach, describe, expect, it } from "vitest";
 import { startFakeProvider, type FakeProvider } from "../src/testing/fake-provider.js";
 import {
+  daemonFetch,
   expectAllSlotsFree,
   freePort,
   health,
@@ -255,7 +256,7 @@ describe("chaos matrix, daemon only", () => {
     w.fake.enqueue({ fault: { kind: "slow", delayMs: 400 } }); // inside the 0.5 s attempt timeout
     const pending = timedChat(w, "survive a drop");
     await w.fake.waitForRequests(1, 3000);
-    const dropped = await fetch(`${w.http}/debug/drop-connections`, { method: "POST" });
+    const dropped = await daemonFetch(w.http as string, "/debug/drop-connections", { method: "POST" });
     expect(dropped.ok).toBe(true);
     const { payload, elapsed } = await pending;
     expect(payload.status).toBe("success");

@@ -41,10 +41,17 @@ async function startDaemon(env: Record<string, string> = {}): Promise<TestDaemon
     await fake.close();
     data.cleanup();
   });
+  if (daemon.token !== undefined) tokens.set(`http://127.0.0.1:${daemon.port}`, daemon.token);
   return { daemon, runtime, fake, base: `http://127.0.0.1:${daemon.port}` };
 }
 
-async function mcpClient(base: string, headers: Record<string, string> = {}): Promise<Client> {
+/** The TCP token of each test daemon, by base URL. */
+const tokens = new Map<string, string>();
+/** The Authorization header of the daemon on `base`. */
+const auth = (base: string): Record<string, string> =>
+  tokens.has(base) ? { authorization: `Bearer ${tokens.get(base)}` } : {};
+
+async function mcpClient(base: string, headers: Record<string, string> = auth(base)): Promise<Client> {
   const transport = new StreamableHTTPClientTransport(new URL(`${base}/mcp`), { requestInit: { headers } });
   const client = new Client({ name: "exai-http-test", version: "1.0.0" });
   await client.connect(transport);
@@ -56,12 +63,14 @@ async function mcpClient(base: string, headers: Record<string, string> = {}): Pr
 function rawRequest(
   url: string,
   options: { method: string; headers: Record<string, string>; body?: string },
-): Promise<{ status: number; body: string }> {
+): Promise<{ status: number; body: string; headers: http.IncomingHttpHeaders }> {
   return new Promise((resolve, reject) => {
     const request = http.request(url, { method: options.method, headers: options.headers }, (response) => {
       let body = "";
       response.on("data", (chunk: Buffer) => (body += chunk.toString()));
-      response.on("end", () => resolve({ status: response.statusCode ?? 0, body }));
+      response.on("end", () =>
+        resolve({ status: response.statusCode ?? 0, body, headers: response.headers }),
+      );
     });
     request.on("error", reject);
     request.setTimeout(2000, () => request.destroy(new Error("request timed out")));
@@ -80,7 +89,7 @@ const mcpHeaders = { "content-type": "application/json", accept: "application/js
 describe("daemon HTTP: /health and /metrics", () => {
   it("/health reports status, uptime, inflight per cap, sessions, providers and version", async () => {
     const { base } = await startDaemon();
-    const response = await fetch(`${base}/health`);
+    const response = await fetch(`${base}/health`, { headers: auth(base) });
     expect(response.headers.get("content-type")).toMatch(/application\/json/);
     const body = (await response.json()) as Record<string, unknown>;
     expect(body).toMatchObject({
@@ -91,13 +100,18 @@ describe("daemon HTTP: /health and /metrics", () => {
       providers: expect.arrayContaining(["glm", "kimi"]),
       inflight: { global: { inflight: 0, cap: 16 } },
     });
+    // Without the token: liveness only.
+    expect(await (await fetch(`${base}/health`)).json()).toEqual({
+      status: "ok",
+      version: expect.any(String),
+    });
   });
 
   it("/metrics serves Prometheus text from the daemon's own registry", async () => {
     const { base } = await startDaemon();
     const client = await mcpClient(base);
     await client.callTool({ name: "chat", arguments: { prompt: "count me" } });
-    const response = await fetch(`${base}/metrics`);
+    const response = await fetch(`${base}/metrics`, { headers: auth(base) });
     expect(response.headers.get("content-type")).toMatch(/text\/plain/);
     const text = await response.text();
     expect(text).toMatch(/exai_calls_total\{tool="chat",outcome="success"\} 1/);
@@ -113,7 +127,7 @@ describe("daemon HTTP: /health and /metrics", () => {
     const client = await mcpClient(base);
     await client.callTool({ name: "made_up_tool_1234", arguments: {} });
     await client.callTool({ name: "version_EXAI-WS", arguments: {} });
-    const text = await (await fetch(`${base}/metrics`)).text();
+    const text = await (await fetch(`${base}/metrics`, { headers: auth(base) })).text();
     expect(text).toMatch(/exai_calls_total\{tool="unknown",outcome="INVALID_ARGUMENT"\} 1/);
     expect(text).toMatch(/exai_calls_total\{tool="version",outcome="success"\} 1/);
     expect(text).not.toContain("made_up_tool_1234");
@@ -136,12 +150,16 @@ describe("daemon HTTP: /health and /metrics", () => {
       expect(origin.status).toBe(403);
       const local = await rawRequest(`${base}${path}`, {
         method: "GET",
-        headers: { host: `localhost:${daemon.port}` },
+        headers: { host: `localhost:${daemon.port}`, ...auth(base) },
       });
       expect(local.status).toBe(200);
       const own = await rawRequest(`${base}${path}`, {
         method: "GET",
-        headers: { host: `127.0.0.1:${daemon.port}`, origin: `http://127.0.0.1:${daemon.port}` },
+        headers: {
+          host: `127.0.0.1:${daemon.port}`,
+          origin: `http://127.0.0.1:${daemon.port}`,
+          ...auth(base),
+        },
       });
       expect(own.status).toBe(200);
     }
@@ -172,7 +190,11 @@ describe("daemon HTTP: /mcp (Streamable HTTP)", () => {
     const second = await mcpClient(base);
     await second.listTools();
     expect(
-      ((await (await fetch(`${base}/health`)).json()) as { sessions: { mcp: number } }).sessions.mcp,
+      (
+        (await (await fetch(`${base}/health`, { headers: auth(base) })).json()) as {
+          sessions: { mcp: number };
+        }
+      ).sessions.mcp,
     ).toBe(2);
   });
 
@@ -193,7 +215,7 @@ describe("daemon HTTP: /mcp (Streamable HTTP)", () => {
     expect(origin.status).toBe(403);
     const local = await rawRequest(`${base}/mcp`, {
       method: "POST",
-      headers: { ...mcpHeaders, host: `localhost:${daemon.port}` },
+      headers: { ...mcpHeaders, host: `localhost:${daemon.port}`, ...auth(base) },
       body: initialize,
     });
     expect(local.status).toBe(200);
@@ -208,20 +230,27 @@ describe("daemon HTTP: /mcp (Streamable HTTP)", () => {
     expect(refused).toMatch(/403/);
   });
 
-  it("requires the bearer token when EXAI_WS_TOKEN is set", async () => {
+  it("requires the bearer token when EXAI_WS_TOKEN is set: 403 'token required', never an OAuth challenge", async () => {
     const { base } = await startDaemon({ EXAI_WS_TOKEN: "http-token-123" });
     const missing = await rawRequest(`${base}/mcp`, {
       method: "POST",
       headers: mcpHeaders,
       body: initialize,
     });
-    expect(missing.status).toBe(401);
+    expect(missing.status).toBe(403);
+    expect(missing.headers["www-authenticate"]).toBeUndefined();
+    expect(JSON.parse(missing.body)).toMatchObject({
+      jsonrpc: "2.0",
+      error: {
+        message: expect.stringContaining('token required: send the header "Authorization: Bearer <token>"'),
+      },
+    });
     const wrong = await rawRequest(`${base}/mcp`, {
       method: "POST",
       headers: { ...mcpHeaders, authorization: "Bearer nope" },
       body: initialize,
     });
-    expect(wrong.status).toBe(401);
+    expect(wrong.status).toBe(403);
     const client = await mcpClient(base, { Authorization: "Bearer http-token-123" });
     expect((await client.listTools()).tools.length).toBeGreaterThan(0);
   });
@@ -229,15 +258,16 @@ describe("daemon HTTP: /mcp (Streamable HTTP)", () => {
   it("answers a request with an unknown session id 404 and one without a session 400", async () => {
     const { base } = await startDaemon();
     const list = JSON.stringify({ jsonrpc: "2.0", id: 2, method: "tools/list", params: {} });
+    const headers = { ...mcpHeaders, ...auth(base) };
     const unknown = await rawRequest(`${base}/mcp`, {
       method: "POST",
-      headers: { ...mcpHeaders, "mcp-session-id": "no-such-session" },
+      headers: { ...headers, "mcp-session-id": "no-such-session" },
       body: list,
     });
     expect(unknown.status).toBe(404);
-    const none = await rawRequest(`${base}/mcp`, { method: "POST", headers: mcpHeaders, body: list });
+    const none = await rawRequest(`${base}/mcp`, { method: "POST", headers, body: list });
     expect(none.status).toBe(400);
-    const garbage = await rawRequest(`${base}/mcp`, { method: "POST", headers: mcpHeaders, body: "{oops" });
+    const garbage = await rawRequest(`${base}/mcp`, { method: "POST", headers, body: "{oops" });
     expect(garbage.status).toBe(400);
   });
 });
@@ -322,7 +352,7 @@ describe("daemon process: secrets and graceful shutdown", () => {
     const fileLog = readFileSync(logFile, "utf8");
     expect(fileLog).toContain("exai daemon listening");
     expect(fileLog).toContain("unauthorized"); // the refused hello is logged — without the token
-    expect(stderr).toContain("listening on ws://");
+    expect(stderr).toMatch(/listening on \S+daemon\.sock and ws:\/\//);
     expect(stderr).not.toContain(token);
     expect(fileLog).not.toContain(token);
   });

@@ -45,7 +45,24 @@ async function startDaemon(
     await fake.close();
     data.cleanup();
   });
+  if (daemon.token !== undefined) tokens.set(`http://127.0.0.1:${daemon.port}`, daemon.token);
   return { daemon, runtime, fake, http: `http://127.0.0.1:${daemon.port}` };
+}
+
+/** The TCP token of each test daemon, by base URL. */
+const tokens = new Map<string, string>();
+/** fetch() options carrying the token of the daemon on `http`. */
+const auth = (http: string): RequestInit => ({
+  headers: tokens.has(http) ? { authorization: `Bearer ${tokens.get(http)}` } : {},
+});
+
+/** The daemon's Unix socket as a ws URL (the shim's way in: no token). */
+const viaSocket = (daemon: Daemon) => `ws+unix://${daemon.socketPath}:/`;
+
+/** The hello fields that resume the session `socket` was greeted with. */
+function resumeOf(socket: TestSocket): { session_id: unknown; resume_secret: unknown } {
+  const ack = socket.frames.find((frame) => frame.op === "hello_ack");
+  return { session_id: ack?.session_id, resume_secret: ack?.resume_secret };
 }
 
 /** A raw WebSocket client that records every frame and can wait for one. */
@@ -137,7 +154,7 @@ async function abortedAt(fake: FakeProvider, index = 0): Promise<number> {
 }
 
 async function health(http: string): Promise<Record<string, unknown>> {
-  const response = await fetch(`${http}/health`);
+  const response = await fetch(`${http}/health`, auth(http));
   return (await response.json()) as Record<string, unknown>;
 }
 
@@ -149,13 +166,13 @@ async function expectAllSlotsFree(http: string): Promise<void> {
       global: { inflight: number };
       provider: Record<string, { inflight: number }>;
       tool: Record<string, { inflight: number }>;
-      session: Record<string, { inflight: number }>;
+      session: { inflight: number };
     };
     const busy = [
       inflight.global.inflight,
       ...Object.values(inflight.provider).map((cap) => cap.inflight),
       ...Object.values(inflight.tool).map((cap) => cap.inflight),
-      ...Object.values(inflight.session).map((cap) => cap.inflight),
+      inflight.session.inflight,
     ].some((value) => value !== 0);
     if (!busy) return;
     if (performance.now() > deadline)
@@ -221,8 +238,13 @@ describe("protocol frames (zod)", () => {
 describe("daemon hello handshake", () => {
   it("answers hello with hello_ack and lists the same tools as MCP tools/list", async () => {
     const { daemon, runtime } = await startDaemon();
-    const socket = await connect(daemon.url, { session_id: "session-a" });
-    expect(socket.frames[0]).toMatchObject({ op: "hello_ack", ok: true, session_id: "session-a" });
+    const socket = await connect(viaSocket(daemon));
+    expect(socket.frames[0]).toMatchObject({
+      op: "hello_ack",
+      ok: true,
+      session_id: expect.any(String),
+      resume_secret: expect.stringMatching(/^[\w-]{43}$/),
+    });
     socket.send({ op: "list_tools" });
     const listed = await socket.waitFor((frame) => frame.op === "list_tools_res");
     expect(listed.tools).toEqual(JSON.parse(JSON.stringify(listTools(runtime.executor.tools()))));
@@ -253,7 +275,7 @@ describe("daemon hello handshake", () => {
 describe("daemon bad input", () => {
   it("answers malformed JSON with BAD_FRAME and unknown ops with UNKNOWN_OP; the connection lives on", async () => {
     const { daemon } = await startDaemon();
-    const socket = await connect(daemon.url);
+    const socket = await connect(viaSocket(daemon));
     socket.send("{this is not json");
     expect(await socket.waitFor((frame) => frame.op === "error")).toMatchObject({ code: "BAD_FRAME" });
     socket.send({ op: "tool_call", request_id: "x" });
@@ -273,24 +295,24 @@ describe("daemon bad input", () => {
 
   it("closes 1009 on a first frame over 64 KiB before the hello; after the hello big frames are fine", async () => {
     const { daemon } = await startDaemon();
-    const early = await connect(daemon.url, false);
+    const early = await connect(viaSocket(daemon), false);
     const sent = performance.now();
     early.send({ op: "hello", client: { name: "x".repeat(100 * 1024), version: "1" } });
     expect((await early.closed).code).toBe(CLOSE_CODES.TOO_BIG);
     expect(performance.now() - sent).toBeLessThan(1500);
     expect(early.frames).toEqual([]);
-    const greeted = await connect(daemon.url);
+    const greeted = await connect(viaSocket(daemon));
     greeted.send(chat("big-after-hello", "y".repeat(100 * 1024)));
     expect((await greeted.result("big-after-hello")).op).toBe("call_tool_res");
   });
 
   it("refuses an oversize frame with close 1009 and keeps serving", async () => {
     const { daemon, http } = await startDaemon({}, { maxPayloadBytes: 64 * 1024 });
-    const socket = await connect(daemon.url);
+    const socket = await connect(viaSocket(daemon));
     socket.send(chat("big", "x".repeat(128 * 1024)));
     expect((await socket.closed).code).toBe(CLOSE_CODES.TOO_BIG);
     expect((await health(http)).status).toBe("ok");
-    const next = await connect(daemon.url);
+    const next = await connect(viaSocket(daemon));
     next.send({ op: "list_tools" });
     expect(await next.waitFor((frame) => frame.op === "list_tools_res")).toBeTruthy();
   });
@@ -299,7 +321,7 @@ describe("daemon bad input", () => {
 describe("daemon calls", () => {
   it("acks at once, then returns outputs with the MCP content and structuredContent", async () => {
     const { daemon, fake } = await startDaemon();
-    const socket = await connect(daemon.url);
+    const socket = await connect(viaSocket(daemon));
     socket.send(chat("r-1", "hello daemon", { trace_id: "trace-0123456789" }));
     const ack = await socket.waitFor((frame) => frame.op === "call_tool_ack");
     expect(ack).toMatchObject({ request_id: "r-1", trace_id: "trace-0123456789", timeout_s: 3 });
@@ -317,15 +339,15 @@ describe("daemon calls", () => {
   it("re-attaches a re-sent request_id to the running call and answers later ones from the cache", async () => {
     const { daemon, fake } = await startDaemon();
     fake.setDefaultDelay(400);
-    const first = await connect(daemon.url, { session_id: "shim-1" });
+    const first = await connect(viaSocket(daemon));
     first.send(chat("r-attach", "only once"));
     await first.waitFor((frame) => frame.op === "call_tool_ack");
     first.ws.terminate(); // the connection drops mid-call; the call keeps running for a grace period
-    const second = await connect(daemon.url, { session_id: "shim-1" });
+    const second = await connect(viaSocket(daemon), resumeOf(first));
     second.send(chat("r-attach", "only once"));
     const attached = await second.result("r-attach");
     expect(attached.outputs).toBeDefined();
-    const third = await connect(daemon.url, { session_id: "shim-1" });
+    const third = await connect(viaSocket(daemon), resumeOf(first));
     third.send(chat("r-attach", "only once"));
     const cached = await third.result("r-attach", 200);
     expect(cached.outputs).toEqual(attached.outputs);
@@ -335,23 +357,23 @@ describe("daemon calls", () => {
   it("answers DUPLICATE to a request_id re-sent by another session or with other arguments; only the owner may cancel", async () => {
     const { daemon, fake } = await startDaemon();
     fake.setDefaultDelay(600);
-    const owner = await connect(daemon.url, { session_id: "owner" });
+    const owner = await connect(viaSocket(daemon));
     owner.send(chat("r-owned", "mine"));
     await owner.waitFor((frame) => frame.op === "call_tool_ack");
-    const stranger = await connect(daemon.url, { session_id: "stranger" });
+    const stranger = await connect(viaSocket(daemon));
     stranger.send(chat("r-owned", "mine"));
     expect((await stranger.result("r-owned")).error).toMatchObject({
       code: "DUPLICATE",
       original_request_id: "r-owned",
     });
     stranger.send({ op: "cancel", request_id: "r-owned" }); // ignored: not its call
-    const reused = await connect(daemon.url, { session_id: "owner" });
+    const reused = await connect(viaSocket(daemon), resumeOf(owner));
     reused.send(chat("r-owned", "other arguments"));
     expect((await reused.result("r-owned")).error).toMatchObject({ code: "DUPLICATE" });
     const result = await owner.result("r-owned");
     expect(result.outputs).toBeDefined();
     // Finished: the cached result is the owner's only.
-    const late = await connect(daemon.url);
+    const late = await connect(viaSocket(daemon));
     late.send(chat("r-owned", "mine"));
     expect((await late.result("r-owned")).error).toMatchObject({ code: "DUPLICATE" });
     expect(fake.chatRequests()).toHaveLength(1);
@@ -361,7 +383,7 @@ describe("daemon calls", () => {
     fake.setDefaultDelay(2000);
     owner.send(chat("r-cancel-later", "cancel me from elsewhere"));
     await fake.waitForRequests(2);
-    const reconnected = await connect(daemon.url, { session_id: "owner" });
+    const reconnected = await connect(viaSocket(daemon), resumeOf(owner));
     reconnected.send({ op: "cancel", request_id: "r-cancel-later" });
     expect((await owner.result("r-cancel-later")).error).toMatchObject({ code: "CANCELLED" });
   });
@@ -374,7 +396,7 @@ describe("daemon calls", () => {
     cleanups.push(() => other.cleanup());
     writeFileSync(join(project.path, "notes.txt"), "ROOTS-MARKER-1234\n");
     writeFileSync(join(other.path, "secret-plan.txt"), "not yours\n");
-    const socket = await connect(daemon.url);
+    const socket = await connect(viaSocket(daemon));
     const files = (file: string) => ({ prompt: "read", files: [file] });
     socket.send({
       ...chat("r-in", ""),
@@ -398,7 +420,7 @@ describe("daemon calls", () => {
   it("aborts a call whose client disconnected and did not come back within the grace period", async () => {
     const { daemon, fake, http } = await startDaemon({}, { reconnectGraceMs: 100 });
     fake.setDefaultDelay(2000);
-    const socket = await connect(daemon.url);
+    const socket = await connect(viaSocket(daemon));
     socket.send(chat("r-gone", "abandoned"));
     await fake.waitForRequests(1);
     const dropped = performance.now();
@@ -410,8 +432,8 @@ describe("daemon calls", () => {
   it("answers DUPLICATE with original_request_id at once for an explicit call_key already in flight", async () => {
     const { daemon, fake } = await startDaemon();
     fake.setDefaultDelay(1000);
-    const a = await connect(daemon.url);
-    const b = await connect(daemon.url);
+    const a = await connect(viaSocket(daemon));
+    const b = await connect(viaSocket(daemon));
     a.send(chat("r-first", "one", { call_key: "key-42" }));
     await a.waitFor((frame) => frame.op === "call_tool_ack");
     const sent = performance.now();
@@ -420,7 +442,9 @@ describe("daemon calls", () => {
     expect(performance.now() - sent).toBeLessThan(100);
     expect(duplicate.error).toMatchObject({ code: "DUPLICATE", original_request_id: "r-first" });
     expect((await a.result("r-first")).outputs).toBeDefined();
-    const metrics = await (await fetch(`http://127.0.0.1:${daemon.port}/metrics`)).text();
+    const metrics = await (
+      await fetch(`http://127.0.0.1:${daemon.port}/metrics`, auth(`http://127.0.0.1:${daemon.port}`))
+    ).text();
     expect(metrics).toMatch(/exai_rejections_total\{reason="DUPLICATE",cap="call_key"\} 1/);
   });
 
@@ -431,7 +455,7 @@ describe("daemon calls", () => {
       EXAI_WS_KIMI_MAX_INFLIGHT: "10",
     });
     fake.setDefaultDelay(1000);
-    const socket = await connect(daemon.url);
+    const socket = await connect(viaSocket(daemon));
     const sent = performance.now();
     for (let index = 0; index < 5; index++) socket.send(chat(`r-${index}`, `distinct prompt ${index}`));
     const refused: Frame[] = [];
@@ -445,7 +469,7 @@ describe("daemon calls", () => {
     // "At once": the refusals arrived within milliseconds, long before the admitted calls ended.
     for (const frame of refused) expect((socket.receivedAt.get(frame) ?? Infinity) - sent).toBeLessThan(100);
     expect(performance.now() - sent).toBeGreaterThan(900); // the two admitted calls took their second
-    const metrics = await (await fetch(`${http}/metrics`)).text();
+    const metrics = await (await fetch(`${http}/metrics`, auth(http))).text();
     expect(metrics).toMatch(/exai_rejections_total\{reason="OVER_CAPACITY",cap="global"\} 3/);
     expect(metrics).toMatch(/exai_calls_total\{tool="chat",outcome="OVER_CAPACITY"\} 3/);
     expect(metrics).toMatch(/exai_calls_total\{tool="chat",outcome="success"\} 2/);
@@ -455,7 +479,7 @@ describe("daemon calls", () => {
   it("returns OVER_CAPACITY within milliseconds, not after the running calls", async () => {
     const { daemon, fake } = await startDaemon({ EXAI_WS_GLOBAL_MAX_INFLIGHT: "1" });
     fake.setDefaultDelay(1000);
-    const socket = await connect(daemon.url);
+    const socket = await connect(viaSocket(daemon));
     socket.send(chat("busy", "first"));
     await fake.waitForRequests(1);
     const sent = performance.now();
@@ -468,7 +492,7 @@ describe("daemon calls", () => {
   it("cancel aborts the provider request within 100 ms and releases every slot", async () => {
     const { daemon, fake, http } = await startDaemon();
     fake.setDefaultDelay(2000);
-    const socket = await connect(daemon.url);
+    const socket = await connect(viaSocket(daemon));
     socket.send(chat("r-cancel", "cancel me"));
     await fake.waitForRequests(1);
     const cancelled = performance.now();
@@ -485,7 +509,7 @@ describe("daemon calls", () => {
       EXPERT_HEARTBEAT_INTERVAL_SECS: "0.2",
       EXAI_WS_PROGRESS_INTERVAL_SECS: "0.2",
     });
-    const socket = await connect(daemon.url);
+    const socket = await connect(viaSocket(daemon));
     socket.send(chat("ok", "fine"));
     expect((await socket.result("ok")).outputs).toBeDefined();
     await expectAllSlotsFree(http);
@@ -497,7 +521,7 @@ describe("daemon calls", () => {
     socket.send(chat("slow", "hangs"));
     expect((await socket.result("slow")).error).toMatchObject({ code: "TIMEOUT", layer: "tool" });
     await expectAllSlotsFree(http);
-    const metrics = await (await fetch(`${http}/metrics`)).text();
+    const metrics = await (await fetch(`${http}/metrics`, auth(http))).text();
     expect(metrics).toMatch(/exai_timeouts_total\{layer="tool"\} 1/);
     expect(metrics).toMatch(/exai_provider_requests_total\{provider="glm",status="400"\} 1/);
   });
@@ -505,7 +529,7 @@ describe("daemon calls", () => {
   it("uses deadline_ms as the caller's budget (TIMEOUT names the client layer)", async () => {
     const { daemon, fake } = await startDaemon();
     fake.enqueue({ fault: { kind: "hang_before_headers" } });
-    const socket = await connect(daemon.url);
+    const socket = await connect(viaSocket(daemon));
     const sent = performance.now();
     socket.send(chat("tight", "hurry", { deadline_ms: 300 }));
     const ack = await socket.waitFor((frame) => frame.op === "call_tool_ack");

@@ -6,7 +6,8 @@
  * the 32 MiB limit), a socket that closes after another replaced it, and the transit margin.
  */
 import { writeFileSync } from "node:fs";
-import { join } from "node:path";
+import { createServer as createHttpServer } from "node:http";
+import { dirname, join } from "node:path";
 import { pathToFileURL } from "node:url";
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { InMemoryTransport } from "@modelcontextprotocol/sdk/inMemory.js";
@@ -19,7 +20,7 @@ import { now } from "../src/pipeline/deadline.js";
 import { createRuntime } from "../src/runtime/runtime.js";
 import { createShimServer, transitMarginMs, type ShimServer } from "../src/shim/shim.js";
 import { startFakeProvider, type FakeProvider } from "../src/testing/fake-provider.js";
-import { runCleanups, startTcpProxy, type Cleanup } from "./support/daemon.js";
+import { runCleanups, startSocketProxy, type Cleanup } from "./support/daemon.js";
 import { fastEnv, makeConfig, providerEnv, REPO_ROOT, structured, tempDir } from "./support/harness.js";
 
 const cleanups: Cleanup[] = [];
@@ -54,20 +55,19 @@ interface InProcessShim {
   setRoots(roots: string[]): Promise<void>;
 }
 
-/** The shim's MCP server for a daemon on `port`, in `cwd`, with an SDK client offering `roots` (if given). */
+/**
+ * The shim's MCP server for the daemon whose socket is in `dataDir` (its EXAI_DATA_DIR), in `cwd`,
+ * with an SDK client offering `roots` (if given).
+ */
 async function startInProcessShim(
-  port: number,
+  dataDir: string,
   options: { cwd?: string; roots?: string[] } = {},
 ): Promise<InProcessShim> {
-  const data = tempDir("exai-link-shim-");
-  const config = makeConfig(
-    fastEnv({ EXAI_DATA_DIR: data.path, EXAI_WS_HOST: "127.0.0.1", EXAI_WS_PORT: String(port) }),
-    options.cwd ?? REPO_ROOT,
-  );
+  const config = makeConfig(fastEnv({ EXAI_DATA_DIR: dataDir }), options.cwd ?? REPO_ROOT);
   const shim = createShimServer(config, {
     logger: silent,
     connectWindowMs: 2000,
-    cliPath: join(data.path, "no-such-cli.js"), // never start a daemon from a test
+    cliPath: join(dataDir, "no-such-cli.js"), // never start a daemon from a test
   });
   let roots = options.roots;
   const client = new Client(
@@ -85,7 +85,6 @@ async function startInProcessShim(
   cleanups.push(async () => {
     await client.close();
     await shim.close();
-    data.cleanup();
   });
   return {
     shim,
@@ -114,7 +113,7 @@ describe("shim: the file sandbox it sends with each call", () => {
     const a = project("exai-root-a-", "a.txt", "MARKER-A\n");
     const b = project("exai-root-b-", "b.txt", "MARKER-B\n");
     // The shim's own cwd is the repository: the client's roots take precedence over it.
-    const { client, setRoots } = await startInProcessShim(daemon.port, { roots: [a.dir] });
+    const { client, setRoots } = await startInProcessShim(dirname(daemon.socketPath), { roots: [a.dir] });
     expect(structured(await client.callTool(chatFile(a.file)))).toMatchObject({ status: "success" });
     expect(JSON.stringify(fake.chatRequests()[0]?.body)).toContain("MARKER-A");
     expect(structured(await client.callTool(chatFile(b.file)))).toMatchObject({ code: "FILE_ACCESS_DENIED" });
@@ -129,7 +128,7 @@ describe("shim: the file sandbox it sends with each call", () => {
   it("uses the shim's cwd when the client offers no roots", async () => {
     const { daemon } = await startInProcessDaemon();
     const here = project("exai-cwd-", "here.txt", "HERE\n");
-    const { client } = await startInProcessShim(daemon.port, { cwd: here.dir });
+    const { client } = await startInProcessShim(dirname(daemon.socketPath), { cwd: here.dir });
     expect(structured(await client.callTool(chatFile(here.file)))).toMatchObject({ status: "success" });
     // The daemon's own cwd (the repository) is not the sandbox of this client.
     expect(structured(await client.callTool(chatFile(join(REPO_ROOT, "package.json"))))).toMatchObject({
@@ -141,7 +140,7 @@ describe("shim: the file sandbox it sends with each call", () => {
 describe("shim: frames the daemon refuses fail their call at once", () => {
   it("BAD_FRAME naming the call's request_id → INVALID_ARGUMENT at once, not after the shim ceiling", async () => {
     const { daemon, fake } = await startInProcessDaemon();
-    const { client } = await startInProcessShim(daemon.port);
+    const { client } = await startInProcessShim(dirname(daemon.socketPath));
     const started = performance.now();
     const result = await client.callTool({ name: "x".repeat(300), arguments: {} });
     expect(performance.now() - started).toBeLessThan(1000); // the shim ceiling is 16 s here
@@ -157,7 +156,7 @@ describe("shim: frames the daemon refuses fail their call at once", () => {
 
   it("arguments over the 32 MiB frame limit → INVALID_ARGUMENT before anything is sent", async () => {
     const { daemon, fake } = await startInProcessDaemon();
-    const { client } = await startInProcessShim(daemon.port);
+    const { client } = await startInProcessShim(dirname(daemon.socketPath));
     await client.listTools();
     const result = await client.callTool({
       name: "chat",
@@ -171,7 +170,7 @@ describe("shim: frames the daemon refuses fail their call at once", () => {
   it("close 1009 is final for the call that caused it; the other call on that socket is re-sent and succeeds", async () => {
     const { daemon, fake } = await startInProcessDaemon({ maxPayloadBytes: 128 * 1024 });
     fake.setDefaultDelay(800);
-    const { client } = await startInProcessShim(daemon.port);
+    const { client } = await startInProcessShim(dirname(daemon.socketPath));
     await client.listTools();
     const slow = client.callTool({ name: "chat", arguments: { prompt: "keep running" } });
     await fake.waitForRequests(1);
@@ -189,8 +188,8 @@ describe("shim: a socket that closes after another replaced it", () => {
   it("the calls sent on the old (CLOSING) socket still hear its close, reconnect and get their result", async () => {
     const { daemon, fake } = await startInProcessDaemon();
     fake.setDefaultDelay(800);
-    const proxy = await startTcpProxy(daemon.port, cleanups);
-    const { client, shim } = await startInProcessShim(proxy.port);
+    const proxy = await startSocketProxy(daemon.socketPath, cleanups);
+    const { client, shim } = await startInProcessShim(proxy.dataDir);
     await client.listTools();
     const slow = client.callTool({ name: "chat", arguments: { prompt: "sent on the old socket" } });
     await fake.waitForRequests(1);
@@ -231,9 +230,16 @@ describe("shim: transit margin", () => {
   it("sends deadline_ms = what is left of the shim budget minus the margin, and the roots", async () => {
     // A scripted daemon that records the call_tool frame and answers at once.
     const frames: Array<Record<string, unknown>> = [];
-    const wss = new WebSocketServer({ host: "127.0.0.1", port: 0 });
-    await new Promise<void>((resolve) => wss.once("listening", () => resolve()));
-    cleanups.push(() => new Promise<void>((resolve) => wss.close(() => resolve())));
+    const dir = tempDir("exai-scripted-");
+    const server = createHttpServer();
+    const wss = new WebSocketServer({ server });
+    await new Promise<void>((resolve) => server.listen(join(dir.path, "daemon.sock"), resolve));
+    cleanups.push(async () => {
+      for (const ws of wss.clients) ws.terminate();
+      await new Promise<void>((resolve) => wss.close(() => resolve()));
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+      dir.cleanup();
+    });
     wss.on("connection", (ws) => {
       ws.on("message", (raw) => {
         const frame = JSON.parse(String(raw)) as Record<string, unknown>;
@@ -256,10 +262,8 @@ describe("shim: transit margin", () => {
         }
       });
     });
-    const address = wss.address();
-    const port = typeof address === "object" && address !== null ? address.port : 0;
     const here = project("exai-margin-", "x.txt", "x\n");
-    const { client } = await startInProcessShim(port, { cwd: here.dir });
+    const { client } = await startInProcessShim(dir.path, { cwd: here.dir });
     await client.callTool({ name: "chat", arguments: { prompt: "p" } });
     expect(frames).toHaveLength(1);
     const budget = 16_000; // 2 × the 8 s workflow budget of fastEnv

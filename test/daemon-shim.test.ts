@@ -10,6 +10,7 @@ import { afterEach, describe, expect, it } from "vitest";
 import { startFakeProvider, type FakeProvider } from "../src/testing/fake-provider.js";
 import { fastEnv, providerEnv, structured, tempDir } from "./support/harness.js";
 import {
+  daemonFetch,
   expectAllSlotsFree,
   freePort,
   health,
@@ -175,7 +176,7 @@ describe("daemon + shim: backpressure and progress", () => {
     );
     for (const result of results) expect(structured(result)).toMatchObject({ status: "success" });
     expect(s.fake.chatRequests()).toHaveLength(5);
-    const metrics = await (await fetch(`${s.http}/metrics`)).text();
+    const metrics = await (await daemonFetch(s.http, "/metrics")).text();
     const refused = /exai_rejections_total\{reason="OVER_CAPACITY",cap="global"\} (\d+)/.exec(metrics);
     expect(Number(refused?.[1])).toBeGreaterThan(0);
     await expectAllSlotsFree(s.http);
@@ -221,7 +222,9 @@ describe("daemon + shim: chaos", () => {
     await shim.client.listTools();
     const call = shim.client.callTool(chat("survive a drop"));
     await s.fake.waitForRequests(1);
-    const dropped = (await (await fetch(`${s.http}/debug/drop-connections`, { method: "POST" })).json()) as {
+    const dropped = (await (
+      await daemonFetch(s.http, "/debug/drop-connections", { method: "POST" })
+    ).json()) as {
       dropped: number;
     };
     expect(dropped.dropped).toBe(1);

@@ -3,12 +3,25 @@
  * (SPEC §7). One StreamableHTTPServerTransport and one MCP server (createMcpServer, ceiling
  * "daemon") per session; the session id is the admission session.
  *
- * Security: the Host header must name this daemon (localhost / 127.0.0.1 / [::1] / EXAI_WS_HOST,
- * with the port) — a DNS-rebinding page reaching 127.0.0.1 sends its own host name and gets 403 —
- * and a bearer token is required whenever EXAI_WS_TOKEN is set (401 otherwise).
+ * Security:
+ * - On TCP the Host header must name this daemon (localhost / 127.0.0.1 / [::1] / EXAI_WS_HOST,
+ *   with the port) — a DNS-rebinding page reaching 127.0.0.1 sends its own host name and gets 403.
+ * - On TCP every request needs `Authorization: Bearer <token>` (EXAI_WS_TOKEN, else the generated
+ *   EXAI_DATA_DIR/daemon.token; none with EXAI_WS_TOKEN=off). A missing or wrong token gets 403
+ *   with a JSON-RPC error whose message says "token required" and how to get it — not 401 +
+ *   `WWW-Authenticate: Bearer`, which makes MCP clients start an OAuth flow (Dynamic Client
+ *   Registration) that fails without ever telling the user a token is needed. Requests on the
+ *   owner-only Unix socket need no token.
+ * - A session is bound to the credentials that created it (a hash of its token, or "the socket"):
+ *   every later request of the session, DELETE included, must present the same ones, else 404 as
+ *   for an unknown session — a leaked mcp-session-id alone cannot use or end it.
+ * - At most `maxSessions` sessions are open; opening one more closes the least recently used idle
+ *   one (counted by `onEviction`).
+ * - When the client closes a POST before its answer (the HTTP request is aborted), the calls of
+ *   that POST are cancelled down to the provider request.
  * JSON responses are never enabled: they would drop progress notifications.
  */
-import { randomUUID } from "node:crypto";
+import { createHash, randomUUID } from "node:crypto";
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { StreamableHTTPServerTransport } from "@modelcontextprotocol/sdk/server/streamableHttp.js";
 import { isInitializeRequest } from "@modelcontextprotocol/sdk/types.js";
@@ -20,13 +33,18 @@ import { createMcpServer } from "../server/mcp.js";
 import { tokensEqual } from "./protocol.js";
 
 export interface McpHttpOptions {
-  runtime: Runtime;
+  /** The runtime new sessions are served by (read per session: it changes after a configuration reload). */
+  runtime: () => Runtime;
   /** The (instrumented) executor the sessions call. */
   executor: Executor;
   /** The daemon ceiling, ms (EXAI_WS_CALL_TIMEOUT). */
   ceilingMs: number;
-  /** EXAI_WS_TOKEN; undefined = no authentication. */
+  /** The TCP token; undefined = no authentication on TCP (EXAI_WS_TOKEN=off). */
   token?: string;
+  /** Most open sessions; one more closes the least recently used (default 256). */
+  maxSessions?: number;
+  /** Called for each session closed to stay within maxSessions. */
+  onEviction?: () => void;
   /** `host:port` values the Host header may take (lower case). Read per request (the port is known after listen). */
   allowedHosts: () => ReadonlySet<string>;
   logger: Logger;
@@ -37,8 +55,11 @@ export interface McpHttpOptions {
 }
 
 export interface McpHttpEndpoint {
-  /** Handles one request to /mcp (any method). Never throws. */
-  handle(request: IncomingMessage, response: ServerResponse): Promise<void>;
+  /**
+   * Handles one request to /mcp (any method). `trusted`: it came over the owner-only Unix socket
+   * (no Host / token checks). Never throws.
+   */
+  handle(request: IncomingMessage, response: ServerResponse, trusted?: boolean): Promise<void>;
   /** Open sessions. */
   sessions(): number;
   /** Refuse new sessions from now on (graceful shutdown). */
@@ -55,6 +76,24 @@ interface Session {
   active: number;
   lastSeen: number;
   closing: boolean;
+  /** sha256 of the credentials that created it ("socket" for the Unix socket). */
+  credential: string;
+}
+
+/** What a client without the token is told (a 403 JSON-RPC error; see the module comment). */
+export const TOKEN_REQUIRED_MESSAGE =
+  'token required: send the header "Authorization: Bearer <token>"; print it with: exai config --client claude --transport http';
+
+/** The token of an `Authorization: Bearer <token>` header, or undefined. */
+export function bearerToken(request: IncomingMessage): string | undefined {
+  const header = request.headers.authorization ?? "";
+  const match = /^Bearer\s+(.+)$/i.exec(header.trim());
+  return match?.[1];
+}
+
+/** Answers 403 "token required" as a JSON-RPC error (what MCP HTTP clients show to the user). */
+export function sendTokenRequired(response: ServerResponse): void {
+  sendError(response, 403, -32001, TOKEN_REQUIRED_MESSAGE);
 }
 
 /** Sends a JSON-RPC-shaped error (what MCP HTTP clients expect on a non-2xx reply). */
@@ -126,8 +165,10 @@ function readBody(request: IncomingMessage, limit: number): Promise<Buffer | und
 }
 
 export function createMcpHttpEndpoint(options: McpHttpOptions): McpHttpEndpoint {
+  /** Open sessions; the Map's order is least → most recently used. */
   const sessions = new Map<string, Session>();
   const idleMs = options.sessionIdleMs ?? 30 * 60_000;
+  const maxSessions = options.maxSessions ?? 256;
   let accepting = true;
 
   const closeSession = async (session: Session) => {
@@ -153,10 +194,25 @@ export function createMcpHttpEndpoint(options: McpHttpOptions): McpHttpEndpoint 
   );
   idleSweep.unref();
 
-  const openSession = async (): Promise<Session> => {
+  /** Makes room for one more session: closes least recently used ones, idle ones first. */
+  const evictForNewSession = () => {
+    while (sessions.size >= maxSessions) {
+      const ordered = [...sessions.values()];
+      const victim = ordered.find((session) => session.active === 0) ?? ordered[0];
+      if (!victim) return;
+      options.logger.info(
+        { open: sessions.size, limit: maxSessions },
+        "closing the least recently used /mcp session",
+      );
+      options.onEviction?.();
+      void closeSession(victim);
+    }
+  };
+
+  const openSession = async (credential: string): Promise<Session> => {
     const id = randomUUID();
     const transport = new StreamableHTTPServerTransport({ sessionIdGenerator: () => id });
-    const server = createMcpServer(options.runtime, {
+    const server = createMcpServer(options.runtime(), {
       sessionId: `mcp-${id}`,
       ceiling: { layer: "daemon", ms: options.ceilingMs },
       executor: options.executor,
@@ -168,6 +224,7 @@ export function createMcpHttpEndpoint(options: McpHttpOptions): McpHttpEndpoint 
       active: 0,
       lastSeen: performance.now(),
       closing: false,
+      credential,
     };
     transport.onclose = () => {
       if (!session.closing) void closeSession(session);
@@ -178,23 +235,35 @@ export function createMcpHttpEndpoint(options: McpHttpOptions): McpHttpEndpoint 
 
   const authorised = (request: IncomingMessage): boolean => {
     if (options.token === undefined) return true;
-    const header = request.headers.authorization ?? "";
-    const match = /^Bearer\s+(.+)$/i.exec(header.trim());
-    return match !== null && tokensEqual(options.token, match[1] ?? "");
+    const presented = bearerToken(request);
+    return presented !== undefined && tokensEqual(options.token, presented);
   };
 
-  const handle = async (request: IncomingMessage, response: ServerResponse): Promise<void> => {
-    const forbidden = hostOrOriginProblem(request, options.allowedHosts());
-    if (forbidden !== undefined) {
-      sendError(response, 403, -32000, forbidden);
-      return;
+  /** What a session is bound to: the socket, or a hash of the bearer header (none with the token off). */
+  const credentialOf = (request: IncomingMessage, trusted: boolean): string =>
+    trusted
+      ? "socket"
+      : createHash("sha256")
+          .update(`tcp\n${bearerToken(request) ?? ""}`)
+          .digest("hex");
+
+  const handle = async (
+    request: IncomingMessage,
+    response: ServerResponse,
+    trusted: boolean,
+  ): Promise<void> => {
+    if (!trusted) {
+      const forbidden = hostOrOriginProblem(request, options.allowedHosts());
+      if (forbidden !== undefined) {
+        sendError(response, 403, -32000, forbidden);
+        return;
+      }
+      if (!authorised(request)) {
+        sendTokenRequired(response);
+        return;
+      }
     }
-    if (!authorised(request)) {
-      sendError(response, 401, -32001, "Unauthorized: send Authorization: Bearer <EXAI_WS_TOKEN>", {
-        "www-authenticate": 'Bearer realm="exai"',
-      });
-      return;
-    }
+    const credential = credentialOf(request, trusted);
     const sessionHeader = request.headers["mcp-session-id"];
     const sessionId = Array.isArray(sessionHeader) ? sessionHeader[0] : sessionHeader;
     let body: unknown;
@@ -214,6 +283,8 @@ export function createMcpHttpEndpoint(options: McpHttpOptions): McpHttpEndpoint 
     }
 
     let session = sessionId !== undefined ? sessions.get(sessionId) : undefined;
+    // Another client's session (other credentials) is answered exactly like an unknown one.
+    if (session && !tokensEqual(session.credential, credential)) session = undefined;
     if (sessionId !== undefined && !session) {
       sendError(response, 404, -32001, "Session not found: start a new session with initialize");
       return;
@@ -239,26 +310,47 @@ export function createMcpHttpEndpoint(options: McpHttpOptions): McpHttpEndpoint 
         });
         return;
       }
-      session = await openSession();
+      evictForNewSession();
+      session = await openSession(credential);
       sessions.set(session.id, session);
     }
 
     const current = session;
+    sessions.delete(current.id); // re-inserted last: the most recently used
+    sessions.set(current.id, current);
     current.active++;
     current.lastSeen = performance.now();
     response.once("close", () => {
       current.active--;
       current.lastSeen = performance.now();
+      // The client went away before the answer: cancel this POST's requests (down to the provider).
+      if (!response.writableFinished) cancelRequestsOf(current, body);
     });
     await current.transport.handleRequest(request, response, body);
     // An initialize that failed leaves a transport without a session: drop it.
     if (current.transport.sessionId === undefined) await closeSession(current);
   };
 
+  /** Cancels the JSON-RPC requests of `body` in `session`, as a notifications/cancelled would. */
+  const cancelRequestsOf = (session: Session, body: unknown) => {
+    if (session.closing) return;
+    const messages = Array.isArray(body) ? (body as unknown[]) : [body];
+    for (const message of messages) {
+      const { id, method } = (message ?? {}) as { id?: unknown; method?: unknown };
+      if ((typeof id !== "string" && typeof id !== "number") || typeof method !== "string") continue;
+      options.logger.info({ method }, "the client closed its /mcp request before the answer; cancelling it");
+      session.transport.onmessage?.({
+        jsonrpc: "2.0",
+        method: "notifications/cancelled",
+        params: { requestId: id, reason: "the client closed the HTTP request" },
+      });
+    }
+  };
+
   return {
-    async handle(request, response) {
+    async handle(request, response, trusted = false) {
       try {
-        await handle(request, response);
+        await handle(request, response, trusted);
       } catch (error) {
         options.logger.warn({ err: error }, "the /mcp request failed");
         sendError(response, 500, -32603, "Internal error while handling the MCP request");

@@ -16,7 +16,8 @@ import type { Admission } from "../pipeline/admission.js";
 import type { CallOutcome, Executor } from "../runtime/executor.js";
 
 export interface DaemonMetricsOptions {
-  admission: Admission;
+  /** The admission of the current runtime (it changes after a configuration reload). */
+  admission: () => Admission;
   /** Calls in flight now (executor.inflight). */
   inflight: () => number;
   /** Open client sessions by transport. */
@@ -29,6 +30,8 @@ export interface DaemonMetrics {
   instrument(executor: Executor): Executor;
   /** Counts a refusal decided above the executor (DUPLICATE, shutting down). */
   recordRejection(reason: "DUPLICATE" | "OVER_CAPACITY", cap: string): void;
+  /** Counts an /mcp session closed to stay within EXAI_MCP_MAX_SESSIONS. */
+  recordMcpEviction(): void;
   /** The exposition text and its content type. */
   render(): Promise<{ contentType: string; body: string }>;
 }
@@ -66,27 +69,39 @@ export function createDaemonMetrics(options: DaemonMetricsOptions): DaemonMetric
     registers: [registry],
     collect() {
       this.reset();
-      const snapshot = options.admission.snapshot();
+      const snapshot = options.admission().snapshot();
       this.set({ cap: "global", name: "global" }, snapshot.global.inflight);
-      for (const kind of ["provider", "tool", "session"] as const) {
+      for (const kind of ["provider", "tool"] as const) {
         for (const [name, value] of Object.entries(snapshot[kind]))
           this.set({ cap: kind, name }, value.inflight);
       }
+      // Session ids are never labels (another client could read them): one series for all sessions.
+      this.set(
+        { cap: "session", name: "all" },
+        Object.values(snapshot.session).reduce((total, value) => total + value.inflight, 0),
+      );
     },
   });
-  // Admission counts its refusals by cap kind; the counter follows those totals at scrape time.
-  const seenAdmissionRefusals: Record<string, number> = {};
+  // Admission counts its refusals by cap kind; the counter follows those totals at scrape time
+  // (per admission: a configuration reload brings a new one, counting from 0).
+  const seenAdmissionRefusals = new WeakMap<Admission, Record<string, number>>();
   const rejections = new Counter({
     name: "exai_rejections_total",
     help: "Calls refused at once: OVER_CAPACITY by cap kind (global, provider, tool, session, shutdown), DUPLICATE",
     labelNames: ["reason", "cap"] as const,
     registers: [registry],
     collect() {
-      for (const [cap, total] of Object.entries(options.admission.rejections())) {
-        const delta = total - (seenAdmissionRefusals[cap] ?? 0);
+      const admission = options.admission();
+      let seen = seenAdmissionRefusals.get(admission);
+      if (!seen) {
+        seen = {};
+        seenAdmissionRefusals.set(admission, seen);
+      }
+      for (const [cap, total] of Object.entries(admission.rejections())) {
+        const delta = total - (seen[cap] ?? 0);
         // inc(…, 0) still creates the series, so every cap kind shows up from the first scrape.
         this.inc({ reason: "OVER_CAPACITY", cap }, Math.max(0, delta));
-        seenAdmissionRefusals[cap] = total;
+        seen[cap] = total;
       }
     },
   });
@@ -112,6 +127,12 @@ export function createDaemonMetrics(options: DaemonMetricsOptions): DaemonMetric
       this.set({ transport: "websocket" }, sessions.websocket);
       this.set({ transport: "mcp" }, sessions.mcp);
     },
+  });
+
+  const mcpEvictions = new Counter({
+    name: "exai_mcp_sessions_evicted_total",
+    help: "/mcp sessions closed (least recently used first) to stay within EXAI_MCP_MAX_SESSIONS",
+    registers: [registry],
   });
 
   const observe = (outcome: CallOutcome, tool: string) => {
@@ -154,6 +175,9 @@ export function createDaemonMetrics(options: DaemonMetricsOptions): DaemonMetric
     },
     recordRejection(reason, cap) {
       rejections.inc({ reason, cap });
+    },
+    recordMcpEviction() {
+      mcpEvictions.inc();
     },
     async render() {
       return { contentType: registry.contentType, body: await registry.metrics() };

@@ -7,13 +7,31 @@
  *
  * Client → daemon: hello, list_tools, call_tool, cancel, health.
  * Daemon → client: hello_ack, list_tools_res, call_tool_ack, progress, call_tool_res, health_res, error.
+ *
+ * Trust (who may use a daemon):
+ * - The shim reaches its daemon only through the Unix socket `EXAI_DATA_DIR/daemon.sock`. The data
+ *   directory is mode 0700 and owned by the user, so the kernel refuses every other uid (EACCES)
+ *   and nothing else can plant a socket there: the directory's permissions are the authentication,
+ *   no token is sent over the socket. Before it connects the shim verifies (`verifyDaemonSocket`)
+ *   that the directory belongs to its own uid and is closed to group/other and that the socket file
+ *   belongs to its uid; otherwise it sends nothing at all.
+ * - The TCP port (EXAI_WS_HOST:EXAI_WS_PORT: WebSocket, `/mcp`, `/metrics`, `/health` details)
+ *   requires a token unless EXAI_WS_TOKEN=off: EXAI_WS_TOKEN, else the one generated at first start
+ *   into `EXAI_DATA_DIR/daemon.token` (0600).
+ * - A session is resumed only by its owner: `hello_ack` returns `session_id` and a `resume_secret`
+ *   (32 random bytes, base64url); a hello presenting a `session_id` without its matching
+ *   `resume_secret` (compared in constant time) is given a fresh session, so a leaked session id
+ *   gives no access to that session's calls or cached results. Session ids appear in no output
+ *   another client can read (/health, /metrics, the health op).
+ * - A client whose unread backlog passes EXAI_WS_MAX_BACKLOG_MB is closed with 4008.
  */
 import { createHash, timingSafeEqual } from "node:crypto";
 import { isAbsolute } from "node:path";
 import { z } from "zod";
+import type { Config } from "../config/load.js";
 import { ERROR_CODES } from "../errors.js";
 
-/** Largest frame either side accepts, bytes (32 MiB). */
+/** Default largest frame either side accepts, bytes (32 MiB); the daemon uses EXAI_MAX_MESSAGE_MB. */
 export const MAX_FRAME_BYTES = 32 * 1024 * 1024;
 /**
  * Largest frame accepted before the hello (64 KiB): an unauthenticated peer gets close 1009 for a
@@ -35,6 +53,8 @@ export const CLOSE_CODES = {
   HELLO_TIMEOUT: 4002,
   /** The hello's token did not match EXAI_WS_TOKEN. */
   UNAUTHORIZED: 4003,
+  /** The client left more than EXAI_WS_MAX_BACKLOG_MB of frames unread (it does not read its socket). */
+  BACKLOG: 4008,
   /** Normal close (client or daemon). */
   NORMAL: 1000,
   /** The daemon is shutting down. */
@@ -59,12 +79,30 @@ const identifier = z.string().regex(IDENTIFIER, "must be 1–128 characters of [
 // Client → daemon
 // ---------------------------------------------------------------------------------------------
 
+/** Per-variable short hashes of the provider settings (see `providerFingerprintOf`). */
+const fingerprintSchema = z.record(z.string().max(64), z.string().max(64));
+
 export const helloFrameSchema = z.object({
   op: z.literal("hello"),
-  /** Shared secret (EXAI_WS_TOKEN). Never logged. */
+  /** Shared secret (EXAI_WS_TOKEN or the generated token); needed on TCP only. Never logged. */
   token: z.string().max(4096).optional(),
   /** A session to resume (the shim sends back the one it was given after a reconnect). */
   session_id: identifier.optional(),
+  /** The `resume_secret` of `session_id`'s hello_ack: without it the hello gets a fresh session. Never logged. */
+  resume_secret: z.string().max(128).optional(),
+  /**
+   * Where the client's configuration comes from (an addition to SPEC §7): a daemon whose own
+   * configuration file differs (another file, or the same file with other content) re-reads its
+   * configuration before serving it. `provider_fingerprint` lets the client tell the user which
+   * provider variables of its environment the daemon does not share.
+   */
+  config: z
+    .object({
+      env_file: z.string().max(4096).optional(),
+      env_sha256: z.string().max(128).optional(),
+      provider_fingerprint: fingerprintSchema.optional(),
+    })
+    .optional(),
   client: z
     .object({ name: z.string().max(200), version: z.string().max(100) })
     .partial()
@@ -134,6 +172,16 @@ export const helloAckFrameSchema = z.object({
    * finds another daemon knows its in-flight calls died with the old one and must not re-send them.
    */
   daemon_id: z.string().optional(),
+  /** The secret that resumes `session_id` in a later hello (32 random bytes, base64url). */
+  resume_secret: z.string().max(128).optional(),
+  /** Where the daemon's configuration comes from, and its provider fingerprint. */
+  config: z
+    .object({
+      env_file: z.string().max(4096).optional(),
+      searched: z.string().max(4096).optional(),
+      provider_fingerprint: fingerprintSchema.optional(),
+    })
+    .optional(),
 });
 export type HelloAckFrame = z.infer<typeof helloAckFrameSchema>;
 
@@ -309,4 +357,56 @@ export function tokensEqual(expected: string, presented: string): boolean {
   const a = createHash("sha256").update(expected, "utf8").digest();
   const b = createHash("sha256").update(presented, "utf8").digest();
   return timingSafeEqual(a, b);
+}
+
+/** The file name of the daemon's Unix socket inside EXAI_DATA_DIR. */
+export const SOCKET_FILE = "daemon.sock";
+/** The file name of the generated TCP token inside EXAI_DATA_DIR (mode 0600). */
+export const TOKEN_FILE = "daemon.token";
+
+/** The provider variables a fingerprint covers, and how to read each from a Config. */
+const FINGERPRINTED: ReadonlyArray<[string, (config: Config) => string | undefined]> = [
+  ["GLM_API_KEY", (config) => config.providers.glm?.apiKey],
+  ["GLM_API_URL", (config) => config.providers.glm?.baseUrl],
+  ["KIMI_API_KEY", (config) => config.providers.kimi?.apiKey],
+  ["KIMI_API_URL", (config) => config.providers.kimi?.baseUrl],
+  ["CUSTOM_API_URL", (config) => config.providers.custom?.baseUrl],
+  ["CUSTOM_API_KEY", (config) => config.providers.custom?.apiKey],
+  ["CUSTOM_MODEL_NAME", (config) => config.providers.custom?.models.join(",")],
+];
+
+/**
+ * Short hashes (sha256, 12 hex digits) of the provider settings of a Config, by variable name;
+ * "unset" for a provider that is not configured. Two fingerprints differ exactly where the
+ * provider settings differ, without revealing a key.
+ */
+export function providerFingerprintOf(config: Config): Record<string, string> {
+  const fingerprint: Record<string, string> = {};
+  for (const [name, read] of FINGERPRINTED) {
+    const value = read(config);
+    fingerprint[name] =
+      value === undefined ? "unset" : createHash("sha256").update(value, "utf8").digest("hex").slice(0, 12);
+  }
+  return fingerprint;
+}
+
+/** The variables whose fingerprints differ (a variable missing on one side counts as "unset"). */
+export function fingerprintDifferences(
+  ours: Record<string, string>,
+  theirs: Record<string, string>,
+): string[] {
+  const names = new Set([...Object.keys(ours), ...Object.keys(theirs)]);
+  return [...names].filter((name) => (ours[name] ?? "unset") !== (theirs[name] ?? "unset")).sort();
+}
+
+/** Where a configuration came from (the parts of `Config.source` the protocol carries). */
+export interface ConfigOrigin {
+  file?: string;
+  searched?: string;
+  fileSha256?: string;
+}
+
+/** The configuration origin a Config reports (empty for a Config built without one, e.g. in tests). */
+export function configOrigin(config: Config): ConfigOrigin {
+  return (config.source as ConfigOrigin | undefined) ?? {};
 }

@@ -10,8 +10,9 @@
  *   another session, or with other arguments, gets DUPLICATE {original_request_id} — it never
  *   attaches to (nor reads the cached result of) someone else's call.
  * - `cancel` aborts a call only for its owning session; a cancel from any other session is ignored.
- *   Session ids are daemon-generated UUIDs unless the client picks one, so another client cannot
- *   cancel or read a call without knowing its session id (and, with EXAI_WS_TOKEN, the token).
+ *   Session ids are daemon-generated UUIDs and a session is resumed only with its resume_secret
+ *   (./server.ts), so knowing a session id gives no access to its calls or cached results.
+ * - Cached results are bounded by count and by bytes (EXAI_WS_RESULT_CACHE_MB; oldest evicted).
  * - A `call_tool` with an explicit call_key that another request_id is running under gets
  *   DUPLICATE {original_request_id} at once — it never waits for the first (the Python original's
  *   identical calls waited out the whole timeout).
@@ -77,6 +78,8 @@ export interface RequestRegistryOptions {
   reconnectGraceMs: number;
   /** Most finished results kept (oldest evicted first). Default 10,000. */
   maxCachedResults?: number;
+  /** Most bytes of finished results kept (their JSON size; oldest evicted first). Default 64 MiB. */
+  maxCachedBytes?: number;
   /** Result codes that are not cached (the call never ran). Default OVER_CAPACITY, DUPLICATE. */
   uncachedCodes?: readonly string[];
 }
@@ -95,6 +98,8 @@ export interface RequestRegistry {
   running(): number;
   /** Finished results cached now. */
   cached(): number;
+  /** Bytes (JSON size) of the finished results cached now. */
+  cachedBytes(): number;
   /** Aborts every running call and clears every timer and cache entry. */
   close(reason: ExaiError): void;
 }
@@ -137,12 +142,16 @@ interface CachedEntry {
   traceId: string;
   timeoutS: number;
   frame: CallToolResFrame;
+  /** JSON size of the frame, bytes. */
+  bytes: number;
   /** Date.now() after which the entry is gone, ms. */
   expiresAt: number;
 }
 
 export function createRequestRegistry(options: RequestRegistryOptions): RequestRegistry {
   const maxCached = options.maxCachedResults ?? 10_000;
+  const maxBytes = options.maxCachedBytes ?? 64 * 1024 * 1024;
+  let cachedBytes = 0;
   const uncached = new Set(options.uncachedCodes ?? ["OVER_CAPACITY", "DUPLICATE"]);
   const running = new Map<string, RunningEntry>();
   const byCallKey = new Map<string, string>();
@@ -153,16 +162,23 @@ export function createRequestRegistry(options: RequestRegistryOptions): RequestR
   const sweep = setInterval(
     () => {
       const nowMs = Date.now();
-      for (const [requestId, entry] of cache) if (entry.expiresAt <= nowMs) cache.delete(requestId);
+      for (const [requestId, entry] of cache) if (entry.expiresAt <= nowMs) uncache(requestId);
     },
     Math.max(1000, Math.min(options.resultTtlMs, 60_000)),
   );
   sweep.unref();
 
+  function uncache(requestId: string): void {
+    const entry = cache.get(requestId);
+    if (!entry) return;
+    cache.delete(requestId);
+    cachedBytes -= entry.bytes;
+  }
+
   const lookupCached = (requestId: string): CachedEntry | undefined => {
     const entry = cache.get(requestId);
     if (entry && entry.expiresAt <= Date.now()) {
-      cache.delete(requestId);
+      uncache(requestId);
       return undefined;
     }
     return entry;
@@ -185,18 +201,23 @@ export function createRequestRegistry(options: RequestRegistryOptions): RequestR
     if (entry.callKey !== undefined && byCallKey.get(entry.callKey) === entry.requestId)
       byCallKey.delete(entry.callKey);
     const frame: CallToolResFrame = { op: "call_tool_res", request_id: entry.requestId, ...body };
-    if (!closed && !(body.error && uncached.has(body.error.code))) {
+    const bytes = Buffer.byteLength(JSON.stringify(frame));
+    // A result larger than the whole cache is delivered but not kept.
+    if (!closed && !(body.error && uncached.has(body.error.code)) && bytes <= maxBytes) {
+      uncache(entry.requestId);
       cache.set(entry.requestId, {
         owner: entry.owner,
         traceId: entry.traceId,
         timeoutS: entry.timeoutS,
         frame,
+        bytes,
         expiresAt: Date.now() + options.resultTtlMs,
       });
-      while (cache.size > maxCached) {
+      cachedBytes += bytes;
+      while (cache.size > maxCached || cachedBytes > maxBytes) {
         const oldest = cache.keys().next().value;
         if (oldest === undefined) break;
-        cache.delete(oldest);
+        uncache(oldest);
       }
     }
     for (const listener of entry.listeners.values()) listener.connection.send(frame);
@@ -283,6 +304,7 @@ export function createRequestRegistry(options: RequestRegistryOptions): RequestR
 
     running: () => running.size,
     cached: () => cache.size,
+    cachedBytes: () => cachedBytes,
 
     close(reason) {
       closed = true;
@@ -292,6 +314,7 @@ export function createRequestRegistry(options: RequestRegistryOptions): RequestR
         entry.controller.abort(reason);
       }
       cache.clear();
+      cachedBytes = 0;
     },
   };
 }

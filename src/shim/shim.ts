@@ -3,6 +3,21 @@
  * WebSocket, so many MCP clients share one daemon (one set of admission caps, one coalescer, one
  * result cache).
  *
+ * - Reaches the daemon only through its Unix socket `EXAI_DATA_DIR/daemon.sock` — never over TCP,
+ *   where any local process could have taken the port. Before every connection it verifies that
+ *   EXAI_DATA_DIR belongs to its own uid and is closed to group/other and that the socket belongs
+ *   to its uid (./../daemon/trust.ts); when that fails it sends nothing (no prompt, roots or
+ *   session secret) and every call fails with CONFIG_INVALID "the daemon could not be verified".
+ *   No token is needed on the socket: only the owner's uid can enter the directory.
+ * - Resumes its session after a reconnect with the `resume_secret` of its hello_ack.
+ * - Starts a daemon with a minimal environment (HOME, PATH, locale, XDG_CONFIG_HOME,
+ *   EXAI_ENV_FILE, EXAI_DATA_DIR, NODE_*), not its own provider keys: the daemon takes its
+ *   configuration from the user's configuration file. The hello reports that file (and its sha256)
+ *   so a daemon with another one re-reads its configuration; when the provider settings still
+ *   differ, the shim's error results say which variables differ and where the daemon's
+ *   configuration comes from.
+ * - stdin messages above EXAI_MAX_MESSAGE_MB get a JSON-RPC error (or a clear exit ≠ 0).
+ *
  * - Connects with backoff (0.25 s doubling to 2 s, 10 s in all); when nothing listens, starts
  *   `exai daemon` detached and keeps trying.
  * - tools/call → call_tool with a fresh request_id, the trace_id from `_meta` (or a new one),
@@ -29,7 +44,6 @@ import { randomUUID } from "node:crypto";
 import { isAbsolute } from "node:path";
 import { fileURLToPath } from "node:url";
 import { Server } from "@modelcontextprotocol/sdk/server/index.js";
-import { StdioServerTransport } from "@modelcontextprotocol/sdk/server/stdio.js";
 import {
   CallToolRequestSchema,
   ListToolsRequestSchema,
@@ -41,18 +55,22 @@ import WebSocket, { type RawData } from "ws";
 import type { Config } from "../config/load.js";
 import {
   CLOSE_CODES,
-  MAX_FRAME_BYTES,
+  configOrigin,
+  fingerprintDifferences,
   parseServerFrame,
+  providerFingerprintOf,
   type CallToolFrame,
   type CallToolResFrame,
   type ErrorFrame,
   type ProgressFrame,
   type ServerFrame,
 } from "../daemon/protocol.js";
+import { socketPath as socketPathIn, verifyDaemonSocket } from "../daemon/trust.js";
 import { ExaiError, formatSeconds, toExaiError } from "../errors.js";
 import { createLogger, type Logger } from "../logging.js";
 import { abortReason, now, raceSignal, sleep, startDeadline } from "../pipeline/deadline.js";
 import { SERVER_INSTRUCTIONS, traceIdFromMeta } from "../server/mcp.js";
+import { BoundedStdioServerTransport, oversizeMessage } from "../server/stdio-transport.js";
 import { SERVER_NAME, VERSION } from "../version.js";
 
 /** First reconnect backoff, ms; doubles up to CONNECT_MAX_DELAY_MS. */
@@ -78,7 +96,10 @@ const OVER_CAPACITY_BASE_MS = 250;
 export interface ShimOptions {
   /** dist/cli.js, used to start the daemon (default: next to this module). */
   cliPath?: string;
-  /** Environment of a daemon the shim starts (the CLI passes its own). */
+  /**
+   * The environment a started daemon's is derived from (the CLI passes its own): only HOME, PATH,
+   * locale, XDG_CONFIG_HOME, EXAI_ENV_FILE and NODE_* variables are passed on (`daemonEnvironment`).
+   */
   daemonEnv?: NodeJS.ProcessEnv;
   logger?: Logger;
   /** How long to keep trying to reach / start the daemon, ms (default 10,000). */
@@ -87,10 +108,45 @@ export interface ShimOptions {
   random?: () => number;
 }
 
+/** Variables of the shim's environment a daemon it starts inherits (besides the NODE_* ones). */
+const DAEMON_ENV_KEEP = new Set([
+  "HOME",
+  "PATH",
+  "USER",
+  "LOGNAME",
+  "SHELL",
+  "TMPDIR",
+  "TZ",
+  "LANG",
+  "LANGUAGE",
+  "XDG_CONFIG_HOME",
+  "EXAI_ENV_FILE",
+  "SYSTEMROOT",
+]);
+
+/**
+ * The environment of a daemon the shim starts: HOME, PATH, locale (LANG, LANGUAGE, LC_*),
+ * XDG_CONFIG_HOME, EXAI_ENV_FILE, NODE_* and a few process basics from `source`, plus
+ * EXAI_DATA_DIR (this shim's, resolved) and EXAI_ENV_FILE = the configuration file this shim read,
+ * so the daemon reads the same one. Provider keys and every other exai variable are left out: the
+ * daemon takes its configuration from the file, not from whichever shim started it.
+ */
+export function daemonEnvironment(source: NodeJS.ProcessEnv, config: Config): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = {};
+  for (const [name, value] of Object.entries(source)) {
+    if (value === undefined) continue;
+    if (DAEMON_ENV_KEEP.has(name) || name.startsWith("LC_") || name.startsWith("NODE_")) env[name] = value;
+  }
+  env.EXAI_DATA_DIR = config.dataDir;
+  const file = configOrigin(config).file;
+  if (file !== undefined) env.EXAI_ENV_FILE = file;
+  return env;
+}
+
 /** Why a connection attempt failed. */
 class LinkFailure extends Error {
   constructor(
-    readonly kind: "refused" | "auth" | "failed",
+    readonly kind: "refused" | "auth" | "failed" | "unverified",
     message: string,
   ) {
     super(message);
@@ -109,6 +165,11 @@ interface DaemonLink {
   connect(options: { spawn: boolean; deadlineAt: number; signal: AbortSignal }): Promise<WebSocket>;
   /** The daemon_id of the daemon the current socket is greeted by (undefined when not connected). */
   daemonId(): string | undefined;
+  /**
+   * The provider variables whose settings differ between this shim and the daemon it last greeted,
+   * and where the daemon's configuration comes from (undefined before the first hello_ack).
+   */
+  configMismatch(): { variables: string[]; daemonFile?: string; searched?: string } | undefined;
   /**
    * Registers the handlers of a request_id sent on `socket` (register it right before sending: a
    * close 1009 blames the first call, in send order, that the daemon had not answered yet).
@@ -155,14 +216,21 @@ function rawText(data: RawData): string {
 }
 
 function createDaemonLink(config: Config, options: ShimOptions, logger: Logger): DaemonLink {
-  const host = ["0.0.0.0", "::", ""].includes(config.daemon.host) ? "127.0.0.1" : config.daemon.host;
-  const url = `ws://${host.includes(":") ? `[${host}]` : host}:${config.daemon.port}/`;
+  const socketFile = socketPathIn(config.dataDir);
+  /** How the daemon is named in messages. */
+  const url = `unix:${socketFile}`;
+  const wsUrl = `ws+unix://${socketFile}:/`;
   const windowMs = options.connectWindowMs ?? 10_000;
+  const maxFrameBytes = config.limits.messageBytes;
   const cliPath = options.cliPath ?? fileURLToPath(new URL("../cli.js", import.meta.url));
+  const ourFingerprint = providerFingerprintOf(config);
+  const ourOrigin = configOrigin(config);
   let current: WebSocket | undefined;
   let attempt: Promise<WebSocket> | undefined;
   let sessionId: string | undefined;
+  let resumeSecret: string | undefined;
   let daemonId: string | undefined;
+  let mismatch: { variables: string[]; daemonFile?: string; searched?: string } | undefined;
   let lastSpawnAt = Number.NEGATIVE_INFINITY;
   const sockets = new Map<WebSocket, SocketState>();
   const stateOf = (socket: WebSocket): SocketState => {
@@ -186,7 +254,7 @@ function createDaemonLink(config: Config, options: ShimOptions, logger: Logger):
         cwd: config.cwd,
         detached: true,
         stdio: "ignore",
-        env: options.daemonEnv ?? process.env,
+        env: daemonEnvironment(options.daemonEnv ?? {}, config),
       });
       child.on("error", (error) => logger.warn({ err: error }, "could not start the daemon"));
       child.unref();
@@ -242,12 +310,22 @@ function createDaemonLink(config: Config, options: ShimOptions, logger: Logger):
     state.calls.clear();
   };
 
-  /** One attempt: connect, hello, hello_ack. */
+  /** One attempt: verify the socket, connect, hello, hello_ack. */
   const openOnce = (timeoutMs: number): Promise<WebSocket> =>
     new Promise<WebSocket>((resolve, reject) => {
-      const socket = new WebSocket(url, {
+      // Nothing is sent to a socket that cannot be proven to be this user's own daemon.
+      const check = verifyDaemonSocket(config.dataDir);
+      if (check.kind === "missing") {
+        reject(new LinkFailure("refused", `no daemon socket at ${check.path}`));
+        return;
+      }
+      if (check.kind === "unverified") {
+        reject(new LinkFailure("unverified", check.reason));
+        return;
+      }
+      const socket = new WebSocket(wsUrl, {
         handshakeTimeout: timeoutMs,
-        maxPayload: MAX_FRAME_BYTES,
+        maxPayload: maxFrameBytes,
         perMessageDeflate: false,
       });
       let greeted = false;
@@ -268,9 +346,15 @@ function createDaemonLink(config: Config, options: ShimOptions, logger: Logger):
         socket.send(
           JSON.stringify({
             op: "hello",
-            ...(config.daemon.token !== undefined ? { token: config.daemon.token } : {}),
-            ...(sessionId !== undefined ? { session_id: sessionId } : {}),
+            ...(sessionId !== undefined && resumeSecret !== undefined
+              ? { session_id: sessionId, resume_secret: resumeSecret }
+              : {}),
             client: { name: "exai-shim", version: VERSION },
+            config: {
+              ...(ourOrigin.file !== undefined ? { env_file: ourOrigin.file } : {}),
+              ...(ourOrigin.fileSha256 !== undefined ? { env_sha256: ourOrigin.fileSha256 } : {}),
+              provider_fingerprint: ourFingerprint,
+            },
           }),
         );
       });
@@ -292,7 +376,23 @@ function createDaemonLink(config: Config, options: ShimOptions, logger: Logger):
         settled = true;
         clearTimeout(timer);
         sessionId = parsed.frame.session_id;
+        resumeSecret = parsed.frame.resume_secret;
         daemonId = parsed.frame.daemon_id;
+        const theirs = parsed.frame.config;
+        const variables =
+          theirs?.provider_fingerprint !== undefined
+            ? fingerprintDifferences(ourFingerprint, theirs.provider_fingerprint)
+            : [];
+        mismatch = {
+          variables,
+          ...(theirs?.env_file !== undefined ? { daemonFile: theirs.env_file } : {}),
+          ...(theirs?.searched !== undefined ? { searched: theirs.searched } : {}),
+        };
+        if (variables.length > 0)
+          logger.warn(
+            { variables, daemon_config: theirs?.env_file ?? null },
+            "the daemon's provider settings differ",
+          );
         current = socket;
         stateOf(socket);
         resolve(socket);
@@ -300,7 +400,7 @@ function createDaemonLink(config: Config, options: ShimOptions, logger: Logger):
       socket.on("error", (error: NodeJS.ErrnoException) => {
         fail(
           new LinkFailure(
-            error.code === "ECONNREFUSED" ? "refused" : "failed",
+            error.code === "ECONNREFUSED" || error.code === "ENOENT" ? "refused" : "failed",
             error.message || String(error.code),
           ),
         );
@@ -325,7 +425,7 @@ function createDaemonLink(config: Config, options: ShimOptions, logger: Logger):
     new ExaiError(
       // INTERNAL (retryable), not CANCELLED: agents read CANCELLED as "the user cancelled".
       "INTERNAL",
-      `the exai daemon at ${url} is unreachable${last ? ` (${last.message})` : ""}; ${started ? "it was started automatically but " : "it "}did not answer within ${formatSeconds(windowMs / 1000)}. Run \`exai daemon\` in a terminal to see why, or check EXAI_DATA_DIR/logs/exai.log and EXAI_WS_HOST / EXAI_WS_PORT`,
+      `the exai daemon at ${url} is unreachable${last ? ` (${last.message})` : ""}; ${started ? "it was started automatically but " : "it "}did not answer within ${formatSeconds(windowMs / 1000)}. Run \`exai daemon\` in a terminal to see why, or check EXAI_DATA_DIR/logs/exai.log`,
       { retryable: true, details: { layer: "shim", reason: "daemon_unreachable", daemon_url: url } },
     );
 
@@ -350,11 +450,18 @@ function createDaemonLink(config: Config, options: ShimOptions, logger: Logger):
           if (signal.aborted) throw abortReason(signal);
           if (!(error instanceof LinkFailure)) throw toExaiError(error, "shim");
           last = error;
+          if (error.kind === "unverified") {
+            throw new ExaiError(
+              "CONFIG_INVALID",
+              `the daemon could not be verified: ${error.message}. Nothing was sent to it. EXAI_DATA_DIR (${config.dataDir}) must be a directory owned by you with mode 0700 (chmod 700 ${config.dataDir}), holding a daemon.sock of yours; if it is not yours, set EXAI_DATA_DIR to a directory of your own`,
+              { details: { layer: "shim", reason: "daemon_unverified", variables: ["EXAI_DATA_DIR"] } },
+            );
+          }
           if (error.kind === "auth") {
             throw new ExaiError(
               "CONFIG_INVALID",
-              `the daemon at ${url} refused this shim's token (${error.message}); set the same EXAI_WS_TOKEN for the shim and the daemon`,
-              { details: { variables: ["EXAI_WS_TOKEN"] } },
+              `the daemon at ${url} refused this shim (${error.message}); its socket should need no token — restart the daemon`,
+              { details: { layer: "shim", reason: "daemon_refused" } },
             );
           }
           if (error.kind === "refused") {
@@ -374,6 +481,7 @@ function createDaemonLink(config: Config, options: ShimOptions, logger: Logger):
       }
     },
     daemonId: () => (current ? daemonId : undefined),
+    configMismatch: () => mismatch,
     watch(socket, requestId, handlers) {
       const calls = stateOf(socket).calls;
       const call: WatchedCall = { handlers, answered: false };
@@ -492,7 +600,29 @@ export function createShimServer(config: Config, options: ShimOptions = {}): Shi
   const budgetMs = config.timeouts.shimMs;
   const budgetText = formatSeconds(budgetMs / 1000);
   const marginMs = transitMarginMs(budgetMs);
-  const healthUrl = link.url.replace(/^ws:/, "http:").replace(/\/$/, "/health");
+  const healthUrl = `\`curl --unix-socket ${socketPathIn(config.dataDir)} http://localhost/health\``;
+  const maxFrameBytes = config.limits.messageBytes;
+
+  /**
+   * The sentence appended to error results while this shim's provider settings differ from the
+   * daemon's: which variables, and where the daemon's configuration comes from.
+   */
+  const configNote = (): string | undefined => {
+    const mismatch = link.configMismatch();
+    if (!mismatch || mismatch.variables.length === 0) return undefined;
+    const where =
+      mismatch.daemonFile !== undefined
+        ? `from ${mismatch.daemonFile}`
+        : `from its own environment (no configuration file${mismatch.searched !== undefined ? `; it looked for ${mismatch.searched}` : ""})`;
+    return `Note: this client's environment sets ${mismatch.variables.join(", ")} differently from the shared daemon, which uses its configuration ${where} and ignores the client's provider variables; put the provider settings in that file (the daemon re-reads it on SIGHUP or when a shim reports a changed file).`;
+  };
+  const withNote = (result: CallToolResult): CallToolResult => {
+    const note = configNote();
+    if (!result.isError || note === undefined) return result;
+    const payload = { ...(result.structuredContent ?? {}) } as Record<string, unknown>;
+    payload.message = `${typeof payload.message === "string" ? payload.message : ""} ${note}`.trim();
+    return errorResult(payload);
+  };
   let tools: Tool[] | undefined;
 
   const server = new Server(
@@ -572,12 +702,12 @@ export function createShimServer(config: Config, options: ShimOptions = {}): Shi
     const signal = deadline.signal;
     // deadline_ms only shrinks, so this is the largest the frame will ever be.
     const largest = Buffer.byteLength(JSON.stringify({ ...frame, deadline_ms: Math.floor(budgetMs) }));
-    if (largest > MAX_FRAME_BYTES) {
+    if (largest > maxFrameBytes) {
       throw new ExaiError(
         "INVALID_ARGUMENT",
-        `arguments too large for the daemon's ${MAX_FRAME_BYTES / 1024 / 1024} MiB frame limit (${(largest / 1024 / 1024).toFixed(1)} MiB); pass files by path instead of their contents`,
+        `arguments too large for the daemon's ${maxFrameBytes / 1024 / 1024} MiB frame limit (${(largest / 1024 / 1024).toFixed(1)} MiB); pass files by path instead of their contents`,
         {
-          details: { layer: "shim", field: "arguments", frame_bytes: largest, limit_bytes: MAX_FRAME_BYTES },
+          details: { layer: "shim", field: "arguments", frame_bytes: largest, limit_bytes: maxFrameBytes },
         },
       );
     }
@@ -700,10 +830,10 @@ export function createShimServer(config: Config, options: ShimOptions = {}): Shi
             continue;
           }
         }
-        return resultFromFrame(answer, traceId);
+        return withNote(resultFromFrame(answer, traceId));
       }
     } catch (error) {
-      return errorResult(describeFailure(error, phase, traceId).toPayload(traceId));
+      return withNote(errorResult(describeFailure(error, phase, traceId).toPayload(traceId)));
     } finally {
       deadline.dispose();
     }
@@ -747,18 +877,30 @@ export function createShimServer(config: Config, options: ShimOptions = {}): Shi
 export async function runShim(config: Config, options: ShimOptions = {}): Promise<void> {
   const logger = options.logger ?? createLogger({ level: config.logLevel, base: { mode: "shim" } });
   const shim = createShimServer(config, { ...options, logger });
+  const transport = new BoundedStdioServerTransport({
+    maxMessageBytes: config.limits.messageBytes,
+    onOversize: (event) => {
+      if (!event.answered) return; // reported by stop() as the reason to exit
+      logger.warn(
+        { bytes: event.bytes, limit_bytes: event.limitBytes, id: event.id, notification: event.notification },
+        `rejected a stdin message: ${oversizeMessage(event.bytes, event.limitBytes)}`,
+      );
+    },
+  });
   let stopping = false;
   const stop = async (reason: string) => {
     if (stopping) return;
     stopping = true;
-    logger.info({ reason }, "exai shim stopping");
+    const failure = transport.failure;
+    if (failure) logger.error({ code: failure.code, ...failure.details }, `exai shim: ${failure.message}`);
+    else logger.info({ reason }, "exai shim stopping");
     await shim.close();
-    process.exit(0);
+    process.exit(failure ? 1 : 0);
   };
-  shim.server.onclose = () => void stop("client disconnected");
+  shim.server.onclose = () => void stop(transport.failure ? "unanswerable message" : "client disconnected");
   process.stdin.once("end", () => void stop("stdin closed"));
   process.once("SIGTERM", () => void stop("SIGTERM"));
   process.once("SIGINT", () => void stop("SIGINT"));
-  await shim.server.connect(new StdioServerTransport());
+  await shim.server.connect(transport);
   logger.info({ daemon: shim.link.url }, "exai shim ready");
 }

@@ -1,9 +1,17 @@
 /**
  * Real-process helpers for daemon tests: free ports, `exai daemon` as a child process, shims with
  * the MCP SDK client, /health polling. Every started process is registered for cleanup.
+ *
+ * Daemons get their configuration the way users' daemons do: from a configuration file
+ * (EXAI_ENV_FILE, written by `withConfigFile`), with only HOME, PATH, EXAI_ENV_FILE and
+ * EXAI_DATA_DIR in their environment. The TCP endpoints need the daemon's token: `health` and
+ * `daemonFetch` send the one in EXAI_DATA_DIR/daemon.token of the daemon registered for that URL.
  */
 import { spawn, type ChildProcess } from "node:child_process";
-import { connect as netConnect, createServer, type Socket } from "node:net";
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { connect as netConnect, createServer, type Server, type Socket } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { CLI, connectStdioClient, REPO_ROOT, type StdioClient } from "./harness.js";
 
 export type Cleanup = () => Promise<void> | void;
@@ -34,10 +42,53 @@ export async function freePort(): Promise<number> {
 
 export const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
-/** GET /health of a daemon (rejects when nothing answers within timeoutMs). */
+/** EXAI_DATA_DIR of the daemon behind each http://127.0.0.1:<port> base URL (for its token). */
+const dataDirs = new Map<string, string>();
+
+/** Remembers that the daemon answering on `http` keeps its files (token) in `dataDir`. */
+export function registerDaemon(http: string, dataDir: string): void {
+  dataDirs.set(http, dataDir);
+}
+
+/** The TCP token of the daemon on `http` (EXAI_DATA_DIR/daemon.token), when it has written one. */
+export function daemonToken(http: string): string | undefined {
+  const dataDir = dataDirs.get(http);
+  const file = dataDir !== undefined ? join(dataDir, "daemon.token") : undefined;
+  return file !== undefined && existsSync(file) ? readFileSync(file, "utf8").trim() : undefined;
+}
+
+/** fetch() of a daemon path with its token (`Authorization: Bearer`). */
+export function daemonFetch(http: string, path: string, init: RequestInit = {}): Promise<Response> {
+  const token = daemonToken(http);
+  const headers = new Headers(init.headers);
+  if (token !== undefined) headers.set("authorization", `Bearer ${token}`);
+  return fetch(`${http}${path}`, { ...init, headers });
+}
+
+/** GET /health of a daemon, with its token (rejects when nothing answers within timeoutMs). */
 export async function health(http: string, timeoutMs = 1000): Promise<Record<string, unknown>> {
-  const response = await fetch(`${http}/health`, { signal: AbortSignal.timeout(timeoutMs) });
+  const response = await daemonFetch(http, "/health", { signal: AbortSignal.timeout(timeoutMs) });
   return (await response.json()) as Record<string, unknown>;
+}
+
+/**
+ * Writes the variables of `env` that configure exai into a configuration file (0600, in a fresh
+ * 0700 directory) and returns `env` with EXAI_ENV_FILE pointing at it. The file is removed with
+ * the other cleanups.
+ */
+export function withConfigFile(
+  env: Record<string, string | undefined>,
+  cleanups: Cleanup[],
+): Record<string, string | undefined> {
+  if (env.EXAI_ENV_FILE !== undefined && env.EXAI_ENV_FILE !== "off") return env;
+  const dir = mkdtempSync(join(tmpdir(), "exai-config-"));
+  const file = join(dir, "exai.env");
+  const lines = Object.entries(env)
+    .filter(([name, value]) => value !== undefined && !["PATH", "HOME", "EXAI_ENV_FILE"].includes(name))
+    .map(([name, value]) => `${name}=${JSON.stringify(value)}`);
+  writeFileSync(file, `${lines.join("\n")}\n`, { mode: 0o600 });
+  cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
+  return { ...env, EXAI_ENV_FILE: file };
 }
 
 /** Kills whatever daemon answers /health on `http` (e.g. one a shim started). */
@@ -55,15 +106,28 @@ export interface DaemonProcess {
   stderr: () => string;
 }
 
-/** Starts `exai daemon` with `env` and waits until /health on `http` answers. */
+/**
+ * Starts `exai daemon` configured by `env` — written to a configuration file, as a shim-started
+ * daemon gets it — and waits until /health on `http` answers with its details.
+ */
 export async function startDaemon(
   env: Record<string, string | undefined>,
   http: string,
   cleanups: Cleanup[],
 ): Promise<DaemonProcess> {
+  const configured = withConfigFile(env, cleanups);
+  if (env.EXAI_DATA_DIR !== undefined) registerDaemon(http, env.EXAI_DATA_DIR);
   const child = spawn(process.execPath, [CLI, "daemon"], {
     cwd: REPO_ROOT,
-    env: { PATH: process.env.PATH, HOME: process.env.HOME, ...env },
+    env: {
+      PATH: process.env.PATH,
+      HOME: process.env.HOME,
+      EXAI_ENV_FILE: configured.EXAI_ENV_FILE,
+      ...(env.EXAI_DATA_DIR !== undefined ? { EXAI_DATA_DIR: env.EXAI_DATA_DIR } : {}),
+      ...(env.EXAI_DAEMON_TEST_HOOKS !== undefined
+        ? { EXAI_DAEMON_TEST_HOOKS: env.EXAI_DAEMON_TEST_HOOKS }
+        : {}),
+    },
     stdio: ["ignore", "ignore", "pipe"],
   });
   let stderr = "";
@@ -89,13 +153,18 @@ export async function startDaemon(
   }
 }
 
-/** Starts `exai shim` with the MCP SDK client on its stdio (in `cwd`, default the repository). */
+/**
+ * Starts `exai shim` with the MCP SDK client on its stdio (in `cwd`, default the repository). Its
+ * configuration goes into a configuration file too (EXAI_ENV_FILE), so a daemon it starts has it.
+ */
 export async function startShim(
   env: Record<string, string | undefined>,
   cleanups: Cleanup[],
   cwd?: string,
 ): Promise<StdioClient> {
-  const shim = await connectStdioClient(env, ["shim"], cwd);
+  if (env.EXAI_DATA_DIR !== undefined && env.EXAI_WS_PORT !== undefined)
+    registerDaemon(`http://127.0.0.1:${env.EXAI_WS_PORT}`, env.EXAI_DATA_DIR);
+  const shim = await connectStdioClient(withConfigFile(env, cleanups), ["shim"], cwd);
   cleanups.push(() => shim.close());
   return shim;
 }
@@ -129,10 +198,62 @@ export interface TcpProxy {
 
 /** A TCP proxy on 127.0.0.1 to `targetPort` whose connections a test can freeze and cut. */
 export async function startTcpProxy(targetPort: number, cleanups: Cleanup[]): Promise<TcpProxy> {
+  const { server, connections, sockets } = proxyServer(() => netConnect(targetPort, "127.0.0.1"));
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const address = server.address();
+  const proxy: TcpProxy = {
+    port: typeof address === "object" && address !== null ? address.port : 0,
+    connections,
+    close: () =>
+      new Promise<void>((resolve) => {
+        for (const socket of sockets) socket.destroy();
+        server.close(() => resolve());
+      }),
+  };
+  cleanups.push(() => proxy.close());
+  return proxy;
+}
+
+export interface SocketProxy {
+  /** A fresh 0700 directory holding `daemon.sock`, the proxy: use it as the shim's EXAI_DATA_DIR. */
+  dataDir: string;
+  readonly connections: ProxiedConnection[];
+  close(): Promise<void>;
+}
+
+/**
+ * A proxy of the daemon's Unix socket `targetSocket`, listening on `<dataDir>/daemon.sock` of a
+ * fresh private directory, whose connections a test can freeze and cut.
+ */
+export async function startSocketProxy(targetSocket: string, cleanups: Cleanup[]): Promise<SocketProxy> {
+  const dataDir = mkdtempSync(join(tmpdir(), "exai-proxy-"));
+  const { server, connections, sockets } = proxyServer(() => netConnect(targetSocket));
+  await new Promise<void>((resolve) => server.listen(join(dataDir, "daemon.sock"), resolve));
+  const proxy: SocketProxy = {
+    dataDir,
+    connections,
+    close: () =>
+      new Promise<void>((resolve) => {
+        for (const socket of sockets) socket.destroy();
+        server.close(() => resolve());
+      }),
+  };
+  cleanups.push(async () => {
+    await proxy.close();
+    rmSync(dataDir, { recursive: true, force: true });
+  });
+  return proxy;
+}
+
+function proxyServer(dial: () => Socket): {
+  server: Server;
+  connections: ProxiedConnection[];
+  sockets: Set<Socket>;
+} {
   const connections: ProxiedConnection[] = [];
   const sockets = new Set<Socket>();
   const server = createServer((client) => {
-    const upstream = netConnect(targetPort, "127.0.0.1");
+    const upstream = dial();
     let frozen = false;
     for (const socket of [client, upstream]) {
       sockets.add(socket);
@@ -157,17 +278,5 @@ export async function startTcpProxy(targetPort: number, cleanups: Cleanup[]): Pr
       },
     });
   });
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  const address = server.address();
-  const proxy: TcpProxy = {
-    port: typeof address === "object" && address !== null ? address.port : 0,
-    connections,
-    close: () =>
-      new Promise<void>((resolve) => {
-        for (const socket of sockets) socket.destroy();
-        server.close(() => resolve());
-      }),
-  };
-  cleanups.push(() => proxy.close());
-  return proxy;
+  return { server, connections, sockets };
 }
