@@ -77,6 +77,21 @@ describe("streamed content cap", () => {
     expect(growth).toBeLessThan(100 * 1024 * 1024);
   });
 
+  it("an error response whose body never ends is cut off at 1 MiB, not retried", async () => {
+    harness = await startTestRuntime({ SIMPLE_TOOL_TIMEOUT_SECS: "10", WORKFLOW_TOOL_TIMEOUT_SECS: "20" });
+    harness.fake.enqueue({ fault: { kind: "endless", status: 503 }, times: Infinity });
+    const runtime = harness.runtime;
+    const { value: outcome, growth } = await peakRssGrowth(() =>
+      runtime.executor.call({ tool: "chat", arguments: { prompt: "hello", model: "glm-4.5" } }),
+    );
+    expect(outcome.error?.code).toBe("PROVIDER_ERROR");
+    expect(outcome.error?.message).toMatch(
+      /glm-4\.5: a response that is not an event stream passed [\d,]+ bytes without ending/,
+    );
+    expect(harness.fake.chatRequests()).toHaveLength(1);
+    expect(growth).toBeLessThan(100 * 1024 * 1024);
+  });
+
   it("EXAI_MAX_STREAM_CHARS sets the cap; reasoning counts towards it", async () => {
     harness = await startTestRuntime({ EXAI_MAX_STREAM_CHARS: "50000", SIMPLE_TOOL_TIMEOUT_SECS: "10" });
     harness.fake.enqueue({ fault: { kind: "endless", field: "reasoning", chunkChars: 1000 } });

@@ -373,13 +373,15 @@ export function createOpenAICompatibleProvider(
       // The SDK buffers a stream line until its newline: one endless line would grow without a
       // parsed chunk to count, so raw lines are bounded too (a chunk's JSON, at most 6 bytes per
       // character of the cap when every character is \u-escaped).
+      // Any other body (an error, a provider that ignores `stream`) is bounded as a whole.
       const guard: LineGuard = {
         maxLineBytes: cap.chars * 6 + 64 * 1024,
-        overflow: (bytes) =>
+        maxBodyBytes: Math.min(cap.chars * 6 + 64 * 1024, MAX_ERROR_BODY_BYTES),
+        overflow: (bytes, what) =>
           timers.stop(
             new ExaiError(
               "PROVIDER_ERROR",
-              `${dialect.label} ${request.model.id}: a stream line passed ${bytes.toLocaleString("en-US")} bytes without ending (more than the cap of ${cap.chars.toLocaleString("en-US")} characters could hold; ${cap.how}) and was aborted; raise EXAI_MAX_STREAM_CHARS if this model legitimately answers at this length`,
+              `${dialect.label} ${request.model.id}: ${what === "line" ? "a stream line" : "a response that is not an event stream"} passed ${bytes.toLocaleString("en-US")} bytes without ending (more than the cap of ${cap.chars.toLocaleString("en-US")} characters could hold; ${cap.how}) and was aborted; raise EXAI_MAX_STREAM_CHARS if this model legitimately answers at this length`,
               {
                 retryable: false,
                 details: {
@@ -650,27 +652,40 @@ export function createOpenAICompatibleProvider(
 /** The fetch-init key carrying a LineGuard from a chat attempt to fetchWithPool. */
 const LINE_GUARD = "exaiLineGuard";
 
+/** Most bytes read of a chat response that is not a 2xx event stream (errors are shown 300 characters). */
+const MAX_ERROR_BODY_BYTES = 1024 * 1024;
+
 interface LineGuard {
+  /** Longest line of a 2xx event stream, bytes. */
   maxLineBytes: number;
+  /** Largest body of any other response, bytes. */
+  maxBodyBytes: number;
   /** Stops the attempt; returns the error the stream fails with. */
-  overflow(bytes: number): ExaiError;
+  overflow(bytes: number, what: "line" | "body"): ExaiError;
 }
 
 /**
- * A 2xx event stream whose body fails (via `guard.overflow`) as soon as one line passes
- * `guard.maxLineBytes`; other responses are returned as they are.
+ * The response with a bounded body: a 2xx event stream fails (via `guard.overflow`) as soon as
+ * one line passes `guard.maxLineBytes`; any other body once it passes `guard.maxBodyBytes`.
  */
 function guardLines(response: Response, guard: LineGuard): Response {
-  const type = response.headers.get("content-type") ?? "";
-  if (!response.ok || !response.body || !type.includes("event-stream")) return response;
+  if (!response.body) return response;
+  const stream = response.ok && (response.headers.get("content-type") ?? "").includes("event-stream");
   let sinceNewline = 0;
+  let total = 0;
   const body = response.body.pipeThrough(
     new TransformStream<Uint8Array, Uint8Array>({
       transform(chunk, controller) {
-        const last = chunk.lastIndexOf(0x0a);
-        sinceNewline = last >= 0 ? chunk.length - last - 1 : sinceNewline + chunk.length;
-        if (sinceNewline > guard.maxLineBytes) controller.error(guard.overflow(sinceNewline));
-        else controller.enqueue(chunk);
+        if (stream) {
+          const last = chunk.lastIndexOf(0x0a);
+          sinceNewline = last >= 0 ? chunk.length - last - 1 : sinceNewline + chunk.length;
+          if (sinceNewline > guard.maxLineBytes)
+            return controller.error(guard.overflow(sinceNewline, "line"));
+        } else {
+          total += chunk.length;
+          if (total > guard.maxBodyBytes) return controller.error(guard.overflow(total, "body"));
+        }
+        controller.enqueue(chunk);
       },
     }),
   );

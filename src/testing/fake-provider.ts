@@ -66,6 +66,8 @@ export type FakeFault =
       field?: "content" | "reasoning";
       oneLine?: boolean;
       limitBytes?: number;
+      /** HTTP status of the endless response (default 200; not 200: a JSON body without end). */
+      status?: number;
     };
 
 /** A scripted chat completion answer; every field has a default. */
@@ -725,7 +727,8 @@ export function startFakeProvider(options: FakeProviderOptions = {}): Promise<Fa
     const piece = "x".repeat(Math.max(1, fault.chunkChars ?? 4096));
     const limit = fault.limitBytes ?? Number.POSITIVE_INFINITY;
     const stream = isRecord(record.body) && record.body.stream === true;
-    if (stream && record.path === "/chat/completions") {
+    const status = fault.status ?? 200;
+    if (stream && status === 200 && record.path === "/chat/completions") {
       res.writeHead(200, { "content-type": "text/event-stream; charset=utf-8", "cache-control": "no-cache" });
       if (fault.oneLine) {
         res.write(`data: {"id":"chatcmpl-fake-${record.id}","choices":[{"index":0,"delta":{"content":"`);
@@ -743,7 +746,7 @@ export function startFakeProvider(options: FakeProviderOptions = {}): Promise<Fa
       await writeForever(res, event, signal, limit);
       return;
     }
-    res.writeHead(200, { "content-type": "application/json; charset=utf-8" });
+    res.writeHead(status, { "content-type": "application/json; charset=utf-8" });
     res.write('{"id":"endless","content":"');
     await writeForever(res, piece, signal, limit);
   }
