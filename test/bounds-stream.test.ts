@@ -92,6 +92,22 @@ describe("streamed content cap", () => {
     expect(growth).toBeLessThan(100 * 1024 * 1024);
   });
 
+  it("hundreds of MB of reasoning streamed at full speed up to a large cap: memory stays bounded (nothing of it is kept)", async () => {
+    harness = await startTestRuntime({
+      EXAI_MAX_STREAM_CHARS: "200000000",
+      SIMPLE_TOOL_TIMEOUT_SECS: "25",
+      WORKFLOW_TOOL_TIMEOUT_SECS: "30",
+    });
+    harness.fake.enqueue({ fault: { kind: "endless", field: "reasoning", chunkChars: 65536 } });
+    const runtime = harness.runtime;
+    const { value: outcome, growth } = await peakRssGrowth(() =>
+      runtime.executor.call({ tool: "chat", arguments: { prompt: "hello", model: "glm-4.5" } }),
+    );
+    expect(outcome.error?.code).toBe("PROVIDER_ERROR");
+    expect(outcome.error?.message).toContain("the cap of 200,000,000 characters");
+    expect(growth).toBeLessThan(100 * 1024 * 1024);
+  }, 40_000);
+
   it("EXAI_MAX_STREAM_CHARS sets the cap; reasoning counts towards it", async () => {
     harness = await startTestRuntime({ EXAI_MAX_STREAM_CHARS: "50000", SIMPLE_TOOL_TIMEOUT_SECS: "10" });
     harness.fake.enqueue({ fault: { kind: "endless", field: "reasoning", chunkChars: 1000 } });
