@@ -689,11 +689,14 @@ function guardLines(response: Response, guard: LineGuard): Response {
       },
     }),
   );
-  return new Response(body, {
+  const guarded = new Response(body, {
     status: response.status,
     statusText: response.statusText,
     headers: response.headers,
   });
+  // The SDK names the URL in its debug output and errors.
+  Object.defineProperty(guarded, "url", { value: response.url });
+  return guarded;
 }
 
 /** Header names never copied into a result: credentials and cookies. */
