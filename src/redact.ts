@@ -7,6 +7,9 @@ import type { Config } from "./config/load.js";
 
 export const REDACTED = "[redacted]";
 
+/** The key config stores for a custom endpoint that needs none (src/config/load.ts). */
+const KEYLESS_PLACEHOLDER = "not-needed";
+
 /** Secrets shorter than this are not redacted: they would match ordinary text. */
 export const MIN_SECRET_LENGTH = 8;
 
@@ -27,7 +30,10 @@ export interface Redactor {
 /** The secrets a configuration holds: every provider's API key and the daemon token. */
 export function configuredSecrets(config: Pick<Config, "providers" | "daemon">): string[] {
   const secrets: string[] = [];
-  for (const settings of Object.values(config.providers)) if (settings) secrets.push(settings.apiKey);
+  for (const settings of Object.values(config.providers)) {
+    // A custom endpoint without a key carries the placeholder "not-needed": not a secret.
+    if (settings && settings.apiKey !== KEYLESS_PLACEHOLDER) secrets.push(settings.apiKey);
+  }
   if (config.daemon.token !== undefined) secrets.push(config.daemon.token);
   return secrets;
 }

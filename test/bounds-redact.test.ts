@@ -45,6 +45,11 @@ describe("createRedactor", () => {
     const redactor = redactorFor(config);
     expect(redactor.text(`${GLM_KEY} ${KIMI_KEY} ${WS_TOKEN}`)).toBe(`${REDACTED} ${REDACTED} ${REDACTED}`);
     redactor.add("generated-token-777777");
+    // The keyless custom endpoint's placeholder is not a secret.
+    const keyless = redactorFor(
+      makeConfig(fastEnv({ CUSTOM_API_URL: "http://127.0.0.1:9/v1", CUSTOM_MODEL_NAME: "local-model" })),
+    );
+    expect(keyless.text("a key is not-needed here")).toBe("a key is not-needed here");
     expect(redactor.text("t=generated-token-777777")).toBe(`t=${REDACTED}`);
   });
 });
