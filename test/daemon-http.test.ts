@@ -242,7 +242,7 @@ describe("daemon HTTP: /mcp (Streamable HTTP)", () => {
     expect(JSON.parse(missing.body)).toMatchObject({
       jsonrpc: "2.0",
       error: {
-        message: expect.stringContaining('token required: send the header "Authorization: Bearer <token>"'),
+        message: expect.stringContaining("token required: send the header 'Authorization: Bearer <token>'"),
       },
     });
     const wrong = await rawRequest(`${base}/mcp`, {

@@ -82,7 +82,7 @@ interface Session {
 
 /** What a client without the token is told (a 403 JSON-RPC error; see the module comment). */
 export const TOKEN_REQUIRED_MESSAGE =
-  'token required: send the header "Authorization: Bearer <token>"; print it with: exai config --client claude --transport http';
+  "token required: send the header 'Authorization: Bearer <token>'; print it with: exai config --client claude --transport http";
 
 /** The token of an `Authorization: Bearer <token>` header, or undefined. */
 export function bearerToken(request: IncomingMessage): string | undefined {

@@ -152,6 +152,9 @@ interface ClientConnection extends RequestConnection {
 
 const newTraceId = () => randomUUID().replace(/-/g, "");
 
+/** How long a client closed for its backlog (4008) may take to read it and the close frame, ms. */
+const BACKLOG_CLOSE_GRACE_MS = 5000;
+
 /** Most resumable sessions remembered (oldest forgotten first). */
 const MAX_REMEMBERED_SESSIONS = 10_000;
 
@@ -660,7 +663,10 @@ export async function createDaemon(config: Config, options: DaemonOptions = {}):
     setTimeout(() => connection.ws.terminate(), 500).unref();
   };
 
-  /** A client that does not read what it is sent: closed with 4008, then cut if it ignores the close too. */
+  /**
+   * A client that does not read what it is sent: closed with 4008 (nothing more is queued for it),
+   * then cut after BACKLOG_CLOSE_GRACE_MS if it has not read its backlog and the close by then.
+   */
   const dropForBacklog = (connection: ClientConnection) => {
     if (connection.ws.readyState !== connection.ws.OPEN) return;
     logger.warn(
@@ -672,7 +678,7 @@ export async function createDaemon(config: Config, options: DaemonOptions = {}):
       CLOSE_CODES.BACKLOG,
       `backlog: more than ${Math.round(backlogBytes / 1024 / 1024)} MiB unread (EXAI_WS_MAX_BACKLOG_MB); read your socket`,
     );
-    setTimeout(() => connection.ws.terminate(), 1000).unref();
+    setTimeout(() => connection.ws.terminate(), BACKLOG_CLOSE_GRACE_MS).unref();
   };
 
   wss.on("connection", (ws: WebSocket, request: IncomingMessage, trusted: boolean) => {
