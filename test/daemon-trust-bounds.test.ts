@@ -3,6 +3,7 @@
  * and never read are disconnected with close 4008 once their unread backlog passes
  * EXAI_WS_MAX_BACKLOG_MB, and the daemon's RSS stays bounded (it grew by gigabytes before).
  */
+import { spawn } from "node:child_process";
 import { readFileSync } from "node:fs";
 import type { Socket } from "node:net";
 import { join } from "node:path";
@@ -11,7 +12,7 @@ import WebSocket from "ws";
 import { CLOSE_CODES } from "../src/daemon/protocol.js";
 import { startFakeProvider } from "../src/testing/fake-provider.js";
 import { freePort, health, runCleanups, startDaemon, type Cleanup } from "./support/daemon.js";
-import { fastEnv, providerEnv, tempDir } from "./support/harness.js";
+import { CLI, fastEnv, providerEnv, REPO_ROOT, tempDir } from "./support/harness.js";
 
 const cleanups: Cleanup[] = [];
 afterEach(() => runCleanups(cleanups));
@@ -76,5 +77,70 @@ describe("daemon send backpressure", () => {
     }
     // The daemon still serves everyone else.
     expect((await health(http)).status).toBe("ok");
+  });
+});
+
+describe("the shim's stdin", () => {
+  it("answers a message over EXAI_MAX_MESSAGE_MB with a JSON-RPC error and keeps serving (it exited 0 silently)", async () => {
+    const data = tempDir("exai-shim-stdin-");
+    cleanups.push(() => data.cleanup());
+    const child = spawn(process.execPath, [CLI, "shim"], {
+      cwd: REPO_ROOT,
+      env: {
+        PATH: process.env.PATH,
+        HOME: process.env.HOME,
+        EXAI_ENV_FILE: "off",
+        EXAI_DATA_DIR: data.path,
+        EXAI_MAX_MESSAGE_MB: "1",
+        EXAI_LOG_LEVEL: "silent",
+      },
+      stdio: ["pipe", "pipe", "pipe"],
+    });
+    cleanups.push(() => {
+      if (child.exitCode === null) child.kill("SIGKILL");
+    });
+    const exited = new Promise<number | null>((resolve) => child.on("exit", (code) => resolve(code)));
+    const answers: Array<Record<string, unknown>> = [];
+    let pending = "";
+    child.stdout.on("data", (chunk: Buffer) => {
+      pending += chunk.toString();
+      let newline = pending.indexOf("\n");
+      while (newline >= 0) {
+        answers.push(JSON.parse(pending.slice(0, newline)) as Record<string, unknown>);
+        pending = pending.slice(newline + 1);
+        newline = pending.indexOf("\n");
+      }
+    });
+    const answer = async (id: number) => {
+      const deadline = performance.now() + 5000;
+      for (;;) {
+        const found = answers.find((message) => message.id === id);
+        if (found) return found;
+        if (performance.now() > deadline) throw new Error(`no answer to ${id}: ${JSON.stringify(answers)}`);
+        await new Promise((resolve) => setTimeout(resolve, 10));
+      }
+    };
+    const send = (message: unknown) => child.stdin.write(`${JSON.stringify(message)}\n`);
+    send({
+      jsonrpc: "2.0",
+      id: 1,
+      method: "initialize",
+      params: { protocolVersion: "2025-06-18", capabilities: {}, clientInfo: { name: "big", version: "1" } },
+    });
+    await answer(1);
+    send({ jsonrpc: "2.0", method: "notifications/initialized" });
+    send({
+      jsonrpc: "2.0",
+      id: 7,
+      method: "tools/call",
+      params: { name: "chat", arguments: { prompt: "x".repeat(2 * 1024 * 1024) } },
+    });
+    expect(await answer(7)).toMatchObject({
+      error: { code: -32600, message: expect.stringContaining("EXAI_MAX_MESSAGE_MB") },
+    });
+    send({ jsonrpc: "2.0", id: 8, method: "ping" });
+    expect(await answer(8)).toMatchObject({ result: {} });
+    child.stdin.end();
+    expect(await exited).toBe(0);
   });
 });
