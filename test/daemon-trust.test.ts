@@ -230,6 +230,16 @@ describe("the TCP token", () => {
     );
   });
 
+  it("is redacted from results like any configured secret", async () => {
+    const { daemon } = await startDaemon();
+    const token = daemon.token as string;
+    const socket = await open(viaSocket(daemon));
+    socket.send(chat("r-echo", `repeat after me: ${token}`));
+    const result = JSON.stringify(await socket.waitFor((frame) => frame.op === "call_tool_res"));
+    expect(result).toContain("[redacted]");
+    expect(result).not.toContain(token);
+  });
+
   it("EXAI_WS_TOKEN=off opens TCP without a token (explicit opt-out)", async () => {
     const { daemon, base } = await startDaemon({ EXAI_WS_TOKEN: "off" });
     expect(daemon.token).toBeUndefined();

@@ -202,6 +202,8 @@ export async function createDaemon(config: Config, options: DaemonOptions = {}):
     sessions: () => ({ websocket: greetedCount(), mcp: mcp.sessions() }),
   });
   const makeGeneration = (genConfig: Config, runtime: Runtime, owned: boolean): Generation => {
+    // The generated token is a secret like EXAI_WS_TOKEN: never in a result, error or log line.
+    if (token !== undefined) runtime.redactor.add(token);
     const executor = metrics.instrument(runtime.executor);
     return {
       config: genConfig,
