@@ -278,14 +278,19 @@ export async function createDaemon(config: Config, options: DaemonOptions = {}):
     return reloading;
   };
 
-  /** A hello reporting another configuration file (or content) than ours triggers one reload for it. */
-  const reloadForHello = async (hello: HelloFrame): Promise<void> => {
+  let lastHelloReloadAt = Number.NEGATIVE_INFINITY;
+  /**
+   * A hello over the owner's socket reporting another configuration file (or content) than ours
+   * triggers one reload for it (at most one per second; TCP clients never trigger one).
+   */
+  const reloadForHello = async (hello: HelloFrame, trusted: boolean): Promise<void> => {
     const reported = hello.config;
-    if (reported?.env_file === undefined && reported?.env_sha256 === undefined) return;
+    if (!trusted || (reported?.env_file === undefined && reported?.env_sha256 === undefined)) return;
     const ours = configOrigin(gen.config);
     if (reported.env_file === ours.file && reported.env_sha256 === ours.fileSha256) return;
     const key = `${reported.env_file ?? ""}\n${reported.env_sha256 ?? ""}`;
-    if (unmatchedOrigins.has(key)) return;
+    if (unmatchedOrigins.has(key) || performance.now() - lastHelloReloadAt < 1000) return;
+    lastHelloReloadAt = performance.now();
     await reload("a client reported another configuration file");
     const now = configOrigin(gen.config);
     if (reported.env_file !== now.file || reported.env_sha256 !== now.fileSha256) {
@@ -568,7 +573,7 @@ export async function createDaemon(config: Config, options: DaemonOptions = {}):
     connection.sessionId = session.sessionId;
     const client = hello.data.client;
     connection.client = client ? `${client.name ?? "?"}/${client.version ?? "?"}` : undefined;
-    connection.ready = reloadForHello(hello.data).then(() => {
+    connection.ready = reloadForHello(hello.data, connection.trusted).then(() => {
       connection.ready = undefined;
       const origin = configOrigin(gen.config);
       connection.send({
