@@ -15,6 +15,7 @@ import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/
 import { afterEach, describe, expect, it } from "vitest";
 import WebSocket from "ws";
 import { CLOSE_CODES } from "../src/daemon/protocol.js";
+import { httpClientSnippet } from "../src/daemon/client-snippet.js";
 import { createRequestRegistry } from "../src/daemon/requests.js";
 import { createDaemon, type Daemon } from "../src/daemon/server.js";
 import { loadOrCreateToken } from "../src/daemon/trust.js";
@@ -240,12 +241,100 @@ describe("the TCP token", () => {
     expect(result).not.toContain(token);
   });
 
+  it("is printed in each client's own header syntax", () => {
+    const config = makeConfig(fastEnv({ EXAI_WS_TOKEN: "tok-1234567890abcdef" }));
+    const options = { url: "http://127.0.0.1:8765/mcp", token: "tok-1234567890abcdef" };
+    expect(httpClientSnippet("codex", config, options)).toContain(
+      'url = "http://127.0.0.1:8765/mcp"\nhttp_headers = { "Authorization" = "Bearer tok-1234567890abcdef" }',
+    );
+    for (const client of ["cursor", "vscode"]) {
+      const json = JSON.parse(
+        httpClientSnippet(client, config, options).split("\n").slice(1).join("\n"),
+      ) as Record<string, Record<string, { url: string; headers: Record<string, string> }>>;
+      const entry = (json.mcpServers ?? json.servers)?.exai;
+      expect(entry).toMatchObject({
+        url: options.url,
+        headers: { Authorization: "Bearer tok-1234567890abcdef" },
+      });
+    }
+  });
+
   it("EXAI_WS_TOKEN=off opens TCP without a token (explicit opt-out)", async () => {
     const { daemon, base } = await startDaemon({ EXAI_WS_TOKEN: "off" });
     expect(daemon.token).toBeUndefined();
     const socket = await open(daemon.url);
     expect(socket.frames[0]).toMatchObject({ op: "hello_ack" });
     expect((await fetch(`${base}/metrics`)).status).toBe(200);
+  });
+});
+
+describe("the daemon's socket", () => {
+  const configFor = (dataDir: string) => makeConfig(fastEnv({ EXAI_DATA_DIR: dataDir }));
+  const silentRuntime = (dataDir: string) => {
+    const runtime = createRuntime(configFor(dataDir), {
+      mode: "daemon",
+      logger: createLogger({ level: "silent" }),
+    });
+    cleanups.push(() => runtime.close());
+    return runtime;
+  };
+
+  it("replaces a stale socket nobody answers on, but never starts beside a live daemon or over a foreign file", async () => {
+    const data = tempDir("exai-stale-");
+    cleanups.push(() => data.cleanup());
+    const socketPath = join(data.path, "daemon.sock");
+    // A daemon that died: its socket file is left behind.
+    const holder = spawn(process.execPath, [
+      "-e",
+      `require("node:net").createServer().listen(${JSON.stringify(socketPath)}, () => console.log("up"))`,
+    ]);
+    await new Promise<void>((resolve) => holder.stdout.once("data", () => resolve()));
+    holder.kill("SIGKILL");
+    await new Promise((resolve) => holder.once("exit", resolve));
+    expect(statSync(socketPath).isSocket()).toBe(true);
+    const daemon = await createDaemon(configFor(data.path), { port: 0, runtime: silentRuntime(data.path) });
+    cleanups.push(() => daemon.close({ drainMs: 0 }));
+    // A second daemon on the same data directory: refused, the first one keeps its socket.
+    const second = await createDaemon(configFor(data.path), {
+      port: 0,
+      runtime: silentRuntime(data.path),
+    }).then(
+      () => "started",
+      (error: unknown) => String((error as Error).message),
+    );
+    expect(second).toContain("another exai daemon already serves");
+    const still = await open(viaSocket(daemon));
+    expect(still.frames[0]).toMatchObject({ op: "hello_ack" });
+
+    const other = tempDir("exai-foreign-file-");
+    cleanups.push(() => other.cleanup());
+    writeFileSync(join(other.path, "daemon.sock"), "not a socket");
+    const refused = await createDaemon(configFor(other.path), {
+      port: 0,
+      runtime: silentRuntime(other.path),
+    }).then(
+      () => "started",
+      (error: unknown) => error as { code?: string; message: string },
+    );
+    expect(refused).toMatchObject({
+      code: "CONFIG_INVALID",
+      message: expect.stringContaining("not a socket of yours"),
+    });
+    expect(readFileSync(join(other.path, "daemon.sock"), "utf8")).toBe("not a socket");
+  });
+
+  it.skipIf(!isRoot)("refuses an EXAI_DATA_DIR owned by another uid (CONFIG_INVALID naming it)", async () => {
+    const data = tempDir("exai-foreign-dir-");
+    cleanups.push(() => data.cleanup());
+    lchownSync(data.path, NOBODY, NOBODY);
+    const refused = await createDaemon(configFor(data.path), { port: 0 }).then(
+      () => "started",
+      (error: unknown) => error as { code?: string; message: string },
+    );
+    expect(refused).toMatchObject({
+      code: "CONFIG_INVALID",
+      message: expect.stringMatching(/EXAI_DATA_DIR .* is owned by uid 65534/),
+    });
   });
 });
 
