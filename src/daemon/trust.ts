@@ -74,9 +74,16 @@ export function ensurePrivateDataDir(dataDir: string): void {
   throw dataDirError(dataDir, problem);
 }
 
-/** The daemon's socket path inside `dataDir`. @throws ExaiError CONFIG_INVALID when the path is too long for a socket. */
+/**
+ * The daemon's socket path inside `dataDir`.
+ * @throws ExaiError CONFIG_INVALID naming EXAI_DATA_DIR when the path is too long for a socket or contains ':'.
+ */
 export function socketPath(dataDir: string): string {
   const path = join(dataDir, SOCKET_FILE);
+  if (path.includes(":")) {
+    // ws+unix: URLs separate the socket path from the request path with ':'.
+    throw dataDirError(dataDir, "contains ':', which a Unix socket URL cannot carry");
+  }
   if (Buffer.byteLength(path) > MAX_SOCKET_PATH_BYTES) {
     throw dataDirError(
       dataDir,
