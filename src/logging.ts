@@ -2,10 +2,10 @@
  * Logging (SPEC §6.6): pino, JSON lines to stderr and to EXAI_DATA_DIR/logs/exai.log — never to
  * stdout, which belongs to the MCP protocol in stdio mode.
  */
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import pino, { type Logger } from "pino";
 import type { ExaiError } from "./errors.js";
-import { dataDirFault, ensureDataDir } from "./store/data-dir.js";
+import { dataDirFault, ensureDataDir, explainMkdirError } from "./store/data-dir.js";
 
 export type { Logger };
 
@@ -57,9 +57,13 @@ export function openLogFile(
   stream.on("error", (error: unknown) => {
     if (failed) return;
     failed = true;
+    // sonic-boom retries a failed synchronous flush forever (every 100 ms), and pino flushes every
+    // destination synchronously at exit: a full disk would hang the exit. Drop what is buffered.
+    stream.flushSync = () => undefined;
+    if ((stream as unknown as { fd: number }).fd >= 0) stream.destroy();
     options.onFault(
       dataDirFault(
-        error,
+        explainMkdirError(dirname(path), error),
         options.dataDir,
         `cannot write ${options.what} ${path}`,
         `the server keeps serving without it; restart exai once this is fixed`,
@@ -80,13 +84,13 @@ export function openLogFile(
       }
     },
     end() {
+      if (failed) return Promise.resolve();
       return new Promise<void>((resolve) => {
         const done = () => resolve();
         stream.once("close", done);
         stream.once("error", done);
         try {
-          if (failed) stream.destroy();
-          else stream.end();
+          stream.end();
         } catch {
           resolve();
         }

@@ -3,7 +3,8 @@
  * environment faults, not bugs: they are reported naming EXAI_DATA_DIR, the path, the OS error and
  * what to do, and the server keeps serving what needs no storage.
  */
-import { mkdirSync } from "node:fs";
+import { mkdirSync, rmdirSync, statSync } from "node:fs";
+import { dirname } from "node:path";
 import { ExaiError, environmentFault } from "../errors.js";
 
 /**
@@ -40,6 +41,46 @@ export function ensureDataDir(path: string, dataDir: string): ExaiError | undefi
     mkdirSync(path, { recursive: true, mode: 0o700 });
     return undefined;
   } catch (error) {
-    return dataDirFault(error, dataDir, `cannot create ${path}`);
+    return dataDirFault(explainMkdirError(path, error), dataDir, `cannot create ${path}`);
+  }
+}
+
+/**
+ * Node's recursive mkdir reports ENOENT or EEXIST where the real cause is a read-only file system,
+ * a permission or a file in the way: find the deepest existing ancestor and retry the first missing
+ * step alone to get the OS's own error (ENOTDIR when the ancestor is not a directory).
+ */
+export function explainMkdirError(path: string, error: unknown): unknown {
+  const code = (error as { code?: unknown } | null)?.code;
+  if (code !== "ENOENT" && code !== "EEXIST") return error;
+  let child = path;
+  let parent = dirname(path);
+  for (;;) {
+    try {
+      const stat = statSync(child);
+      if (stat.isDirectory()) return error;
+      return Object.assign(new Error(`ENOTDIR: not a directory, mkdir '${path}'`), {
+        code: "ENOTDIR",
+        syscall: "mkdir",
+        path: child,
+      });
+    } catch (statError) {
+      if ((statError as NodeJS.ErrnoException).code !== "ENOENT" || parent === child) return error;
+    }
+    try {
+      statSync(parent);
+      break;
+    } catch {
+      if (dirname(parent) === parent) return error;
+      child = parent;
+      parent = dirname(parent);
+    }
+  }
+  try {
+    mkdirSync(child, { mode: 0o700 });
+    rmdirSync(child); // created after all (a race): the original error stands
+    return error;
+  } catch (real) {
+    return real;
   }
 }

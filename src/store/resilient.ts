@@ -6,9 +6,9 @@
  * the process exits) while what the database already holds stays readable. Errors that are not
  * environment faults (an unknown continuation_id, a full thread) pass through unchanged.
  */
-import type { ExaiError } from "../errors.js";
-import { environmentFault } from "../errors.js";
-import { dataDirFault } from "./data-dir.js";
+import { dirname } from "node:path";
+import { ExaiError, environmentFault } from "../errors.js";
+import { dataDirFault, ensureDataDir } from "./data-dir.js";
 import { openMemoryStore, openSqliteStore } from "./sqlite.js";
 import type { NewTurn, Store, StoredFile, Thread, ToolCallRecord } from "./store.js";
 
@@ -36,6 +36,12 @@ export function isEnvironmentFault(error: unknown): boolean {
  * comment).
  */
 export function openStore(options: OpenStoreOptions): Store {
+  const dirFault = ensureDataDir(dirname(options.path), options.dataDir);
+  if (dirFault) {
+    const store = new ResilientStore(undefined, options);
+    store.degrade(dirFault);
+    return store;
+  }
   try {
     return new ResilientStore(openSqliteStore({ path: options.path }), options);
   } catch (error) {
@@ -59,7 +65,12 @@ class ResilientStore implements Store {
     if (!this.memory) {
       this.memory = openMemoryStore();
       this.options.onFault(
-        dataDirFault(error, this.options.dataDir, `${action} ${this.options.path}`, CONSEQUENCE),
+        ExaiError.is(error)
+          ? new ExaiError(error.code, `${error.message}; ${CONSEQUENCE}`, {
+              cause: error,
+              details: error.details,
+            })
+          : dataDirFault(error, this.options.dataDir, `${action} ${this.options.path}`, CONSEQUENCE),
       );
     }
     return this.memory;
