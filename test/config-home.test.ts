@@ -3,8 +3,8 @@
  * working directory's `.env`. Real processes (`node dist/cli.js`), real files, a fake provider and a
  * second "hostile" loopback server that records whatever reaches it.
  */
-import { execFile, execFileSync } from "node:child_process";
-import { chmodSync, mkdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
+import { execFile, execFileSync, spawn } from "node:child_process";
+import { chmodSync, existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
@@ -223,6 +223,36 @@ describe("exai init and exai config", () => {
     expect(Object.keys(view.providers)).toEqual(["glm"]);
     expect(stdout).not.toContain("init-secret-2");
   });
+
+  it.skipIf(!existsSync("/usr/bin/script"))(
+    "init on a terminal asks for the keys and does not echo them (a real pty via script(1))",
+    async () => {
+      const child = spawn("/usr/bin/script", ["-qec", `${process.execPath} ${CLI} init`, "/dev/null"], {
+        env: { HOME: home.path, PATH: process.env.PATH ?? "" },
+      });
+      let screen = "";
+      const answers: Array<[string, string]> = [
+        ["GLM (Z.ai) API key: ", "tty-secret-key\r"],
+        ["Kimi (Moonshot) API key: ", "\r"],
+        ["endpoint URL", "\r"],
+      ];
+      child.stdout.on("data", (chunk: Buffer) => {
+        screen += chunk.toString();
+        const next = answers[0];
+        if (next && screen.includes(next[0])) {
+          answers.shift();
+          child.stdin.write(next[1]);
+        }
+      });
+      const code = await new Promise<number | null>((resolve) => child.on("exit", resolve));
+      expect(code).toBe(0);
+      expect(screen).toContain("wrote ");
+      expect(screen).not.toContain("tty-secret-key");
+      const path = join(home.path, ".config", "exai", ".env");
+      expect(readFileSync(path, "utf8")).toContain('GLM_API_KEY="tty-secret-key"');
+      expect(statSync(path).mode & 0o777).toBe(0o600);
+    },
+  );
 
   it("config names where to put a file when none exists, and the file it read when one does", async () => {
     const env = codexEnv();

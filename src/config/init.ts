@@ -18,7 +18,7 @@ import {
 } from "node:fs";
 import { dirname, join } from "node:path";
 import { createInterface } from "node:readline/promises";
-import type { Readable, Writable } from "node:stream";
+import { Writable, type Readable } from "node:stream";
 import { ExaiError, invalidArgument } from "../errors.js";
 import { userConfigPath } from "./load.js";
 import { buildEnvironmentSchema, type RawEnvironment } from "./variables.js";
@@ -91,14 +91,29 @@ export async function runInit(options: InitOptions): Promise<InitResult> {
 }
 
 async function ask(input: Readable, output: Writable): Promise<Partial<Record<InitVariable, string>>> {
-  const rl = createInterface({ input, output, terminal: true });
+  // Keys are not echoed: readline writes the prompt, then what is typed goes to a muted sink.
+  let muted = false;
+  const sink = new Writable({
+    write(chunk: Buffer, _encoding, done) {
+      if (!muted) output.write(chunk);
+      done();
+    },
+  });
+  const rl = createInterface({ input, output: sink, terminal: true });
   const values: Partial<Record<InitVariable, string>> = {};
   try {
-    output.write("exai init: press Enter to skip a provider.\n");
+    output.write("exai init: press Enter to skip a provider (keys are not shown while you type).\n");
     for (const [name, prompt] of INIT_VARIABLES) {
       if (name.startsWith("CUSTOM_") && name !== "CUSTOM_API_URL" && values.CUSTOM_API_URL === undefined)
         continue;
-      const answer = (await rl.question(`${prompt}: `)).trim();
+      const secret = name.endsWith("_KEY");
+      const question = rl.question(`${prompt}: `);
+      muted = secret;
+      const answer = (await question).trim();
+      if (secret) {
+        muted = false;
+        output.write("\n");
+      }
       if (answer !== "") values[name] = answer;
     }
   } finally {
