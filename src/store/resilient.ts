@@ -24,11 +24,14 @@ export interface OpenStoreOptions {
 const CONSEQUENCE =
   "conversation threads and upload records are kept in memory until exai restarts; tools keep working";
 
-/** True for errors of the environment (disk, permissions, file system), not of the caller or the code. */
+/**
+ * True for errors of the environment (disk, permissions, file system), not of the caller or the code.
+ * SQLITE_BUSY (another process holds the lock) is not one: it passes, and a retry can succeed.
+ */
 export function isEnvironmentFault(error: unknown): boolean {
   if (environmentFault(error) !== undefined) return true;
   const code = (error as { code?: unknown } | null)?.code;
-  return typeof code === "string" && /^(SQLITE_IOERR|SQLITE_BUSY|SQLITE_PROTOCOL|EIO$)/.test(code);
+  return typeof code === "string" && /^(SQLITE_IOERR|EIO$)/.test(code);
 }
 
 /**
