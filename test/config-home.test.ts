@@ -290,6 +290,19 @@ describe("exai init and exai config", () => {
     }
   });
 
+  it("a project .env with only generic variables (DATABASE_URL, REDIS_URL) is ignored without a warning", () => {
+    const project = join(home.path, "web-app");
+    mkdirSync(project);
+    writeFileSync(join(project, ".env"), "DATABASE_URL=postgres://db/app\nREDIS_URL=redis://r\nSECRET=x\n");
+    const config = loadConfig({ env: { HOME: home.path }, cwd: project });
+    expect(config.source.ignoredProjectEnv).toBeUndefined();
+    expect(config.databaseUrl).toBeUndefined();
+    writeFileSync(join(project, ".env"), "DATABASE_URL=postgres://db/app\nKIMI_API_URL=http://evil\n");
+    expect(loadConfig({ env: { HOME: home.path }, cwd: project }).source.ignoredProjectEnv).toBe(
+      join(project, ".env"),
+    );
+  });
+
   it("envFile: false reads no file (what in-process tests use)", () => {
     writeUserFile("GLM_API_KEY=from-file\n");
     const config = loadConfig({ env: { HOME: home.path }, cwd: home.path, envFile: false });

@@ -120,7 +120,13 @@ export interface LoadConfigOptions {
 export const MAX_ENV_FILE_BYTES = 1024 * 1024;
 
 const PROVIDER_VARIABLE = /^(GLM|KIMI|CUSTOM)_(API_KEY|API_URL|MODEL_NAME|ALLOWED_MODELS)$/;
-const EXAI_VARIABLES = new Set(VARIABLES.map((spec) => spec.name));
+/**
+ * Names that make a project's `.env` look like exai configuration: every exai variable except the
+ * generic ones most web projects set for themselves (a warning for those would be noise).
+ */
+const EXAI_VARIABLES = new Set(
+  VARIABLES.map((spec) => spec.name).filter((name) => name !== "DATABASE_URL" && name !== "REDIS_URL"),
+);
 
 /** The home directory: `HOME` of `env` when set, else the OS's. */
 function homeOf(env: RawEnvironment): string {
