@@ -259,7 +259,9 @@ export const VARIABLES: readonly VariableSpec[] = [
   {
     name: "EXAI_WS_TOKEN",
     kind: "secret",
-    meaning: "shared secret clients must present (hello token / bearer)",
+    defaultLabel: "generated into `EXAI_DATA_DIR/daemon.token`",
+    meaning:
+      "token for the daemon's TCP endpoints (WebSocket hello token, `Authorization: Bearer` on /mcp, /metrics and /health details); unset = generated once (0600 file); `off` = no token (warned); the Unix socket needs none",
     group: "daemon",
   },
   durations(
@@ -358,7 +360,7 @@ export const VARIABLES: readonly VariableSpec[] = [
     kind: "integer",
     defaultLabel: "derived: 8 × the model's max output tokens",
     meaning:
-      "most characters (answer + reasoning) accepted from one streamed response; more is PROVIDER_ERROR",
+      "most characters (answer + reasoning + tool arguments) accepted from one streamed response, and bytes of a non-streamed body; more is PROVIDER_ERROR",
     group: "limits",
     min: 1000,
     max: 1_000_000_000,
