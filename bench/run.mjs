@@ -9,7 +9,7 @@ import OpenAI from "openai";
 import { Agent, fetch as undiciFetch } from "undici";
 import WebSocket from "ws";
 import { loadConfig } from "../dist/config/load.js";
-import { createLogger } from "../dist/logging.js";
+import { createLogger } from "../dist/base/logging.js";
 import { getTokenCounter } from "../dist/memory/tokenizer.js";
 import { createRuntime } from "../dist/runtime/runtime.js";
 import { startFakeProvider } from "../dist/testing/fake-provider.js";

@@ -12,10 +12,10 @@ import { loadConfig, type Config } from "./config/load.js";
 import { runInit } from "./config/init.js";
 import { summary } from "./config/timeouts.js";
 import { renderConfigTable } from "./config/variables.js";
-import { ExaiError, toExaiError } from "./errors.js";
+import { ExaiError, toExaiError } from "./base/errors.js";
 import { createRuntime } from "./runtime/runtime.js";
 import { runStdioServer } from "./server/stdio.js";
-import { VERSION } from "./version.js";
+import { VERSION } from "./base/version.js";
 
 const out = (text: string) => process.stdout.write(`${text}\n`);
 const err = (text: string) => process.stderr.write(`${text}\n`);
@@ -282,7 +282,7 @@ export function buildProgram(): Command {
         const config = readConfig();
         if (options.client && options.transport === "http") {
           const { daemonMcpUrl, httpClientSnippet } = await import("./daemon/client-snippet.js");
-          const { ensurePrivateDataDir, resolveTcpToken } = await import("./daemon/trust.js");
+          const { ensurePrivateDataDir, resolveTcpToken } = await import("./mcp/trust.js");
           ensurePrivateDataDir(config.dataDir);
           out(
             httpClientSnippet(options.client, config, {
@@ -437,7 +437,7 @@ export function buildProgram(): Command {
     .option("--host <host>", "address", "127.0.0.1")
     .option("--delay-ms <ms>", "delay of every reply", (value) => Number(value), 0)
     .action(async (options: { port: number; host: string; delayMs: number }) => {
-      const { runFakeProviderCli } = await import("./testing/fake-provider.js");
+      const { runFakeProviderCli } = await import("./testing/server.js");
       const fake = await runFakeProviderCli({
         port: options.port,
         host: options.host,

@@ -8,7 +8,7 @@ import { spawn, type ChildProcessWithoutNullStreams } from "node:child_process";
 import { afterEach, describe, expect, it } from "vitest";
 import WebSocket from "ws";
 import { createDaemon } from "../src/daemon/server.js";
-import { createLogger } from "../src/logging.js";
+import { createLogger } from "../src/base/logging.js";
 import { checkArgumentDepth } from "../src/runtime/arguments.js";
 import { stableJson } from "../src/runtime/executor.js";
 import { createRuntime } from "../src/runtime/runtime.js";

@@ -8,7 +8,7 @@ import { existsSync } from "node:fs";
 import { mkdir, readFile, symlink } from "node:fs/promises";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
-import { environmentFault, toExaiError } from "../src/errors.js";
+import { environmentFault, toExaiError } from "../src/base/errors.js";
 import { startTestRuntime, tempDir, type TestRuntime } from "./support/harness.js";
 
 const VICTIM = "victim-session-5f0c2a9e";

@@ -7,8 +7,8 @@ import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { createRuntime, type Runtime } from "../src/runtime/runtime.js";
-import { toCallToolResult } from "../src/server/mcp.js";
-import { createRedactor, REDACTED, redactorFor } from "../src/redact.js";
+import { toCallToolResult } from "../src/mcp/server.js";
+import { createRedactor, REDACTED, redactorFor } from "../src/base/redact.js";
 import { startFakeProvider, type FakeProvider } from "../src/testing/fake-provider.js";
 import { fastEnv, makeConfig, tempDir } from "./support/harness.js";
 

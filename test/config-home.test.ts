@@ -9,7 +9,7 @@ import { join } from "node:path";
 import { promisify } from "node:util";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { loadConfig, providerFingerprint, userConfigPath } from "../src/config/load.js";
-import { ExaiError } from "../src/errors.js";
+import { ExaiError } from "../src/base/errors.js";
 import { startFakeProvider, type FakeProvider } from "../src/testing/fake-provider.js";
 import { CLI, connectStdioClient, structured, tempDir, type StdioClient } from "./support/harness.js";
 

@@ -7,7 +7,7 @@ import { describe, expect, it } from "vitest";
 import { loadConfig } from "../src/config/load.js";
 import { buildTimeoutConfig, summary, validateHierarchy } from "../src/config/timeouts.js";
 import { renderConfigTable, renderEnvExample } from "../src/config/variables.js";
-import { ExaiError } from "../src/errors.js";
+import { ExaiError } from "../src/base/errors.js";
 import { CLI, REPO_ROOT, tempDir } from "./support/harness.js";
 
 const run = promisify(execFile);

@@ -12,9 +12,9 @@ import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/
 import { afterEach, describe, expect, it } from "vitest";
 import WebSocket from "ws";
 import { createDaemon, type Daemon } from "../src/daemon/server.js";
-import { createLogger } from "../src/logging.js";
+import { createLogger } from "../src/base/logging.js";
 import { createRuntime, type Runtime } from "../src/runtime/runtime.js";
-import { listTools } from "../src/server/mcp.js";
+import { listTools } from "../src/mcp/server.js";
 import { startFakeProvider, type FakeProvider } from "../src/testing/fake-provider.js";
 import { freePort, runCleanups, type Cleanup } from "./support/daemon.js";
 import { CLI, fastEnv, makeConfig, providerEnv, REPO_ROOT, structured, tempDir } from "./support/harness.js";

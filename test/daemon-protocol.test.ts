@@ -9,10 +9,10 @@ import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import WebSocket from "ws";
 import { createDaemon, type Daemon, type DaemonOptions } from "../src/daemon/server.js";
-import { CLOSE_CODES, parseClientFrame, parseServerFrame } from "../src/daemon/protocol.js";
-import { createLogger } from "../src/logging.js";
+import { CLOSE_CODES, parseClientFrame, parseServerFrame } from "../src/mcp/frames.js";
+import { createLogger } from "../src/base/logging.js";
 import { createRuntime, type Runtime } from "../src/runtime/runtime.js";
-import { listTools } from "../src/server/mcp.js";
+import { listTools } from "../src/mcp/server.js";
 import { startFakeProvider, type FakeProvider } from "../src/testing/fake-provider.js";
 import { fastEnv, makeConfig, providerEnv, tempDir } from "./support/harness.js";
 

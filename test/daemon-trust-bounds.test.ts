@@ -9,7 +9,7 @@ import type { Socket } from "node:net";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import WebSocket from "ws";
-import { CLOSE_CODES } from "../src/daemon/protocol.js";
+import { CLOSE_CODES } from "../src/mcp/frames.js";
 import { startFakeProvider } from "../src/testing/fake-provider.js";
 import { freePort, health, runCleanups, startDaemon, type Cleanup } from "./support/daemon.js";
 import { CLI, fastEnv, providerEnv, REPO_ROOT, tempDir } from "./support/harness.js";

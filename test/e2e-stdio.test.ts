@@ -58,7 +58,7 @@ describe("MCP over stdio", () => {
     for (const name of CORE_TOOLS) expect(names).toContain(name);
     for (const tool of tools) expect(tool.inputSchema.type).toBe("object");
 
-    const files = [join(REPO_ROOT, "src/pipeline/deadline.ts"), join(REPO_ROOT, "src/pipeline/retry.ts")];
+    const files = [join(REPO_ROOT, "src/timing/deadline.ts"), join(REPO_ROOT, "src/timing/retry.ts")];
     const step = (number: number, continuationId?: string) => ({
       step: `Review step ${number}: check deadline and retry handling`,
       step_number: number,

@@ -2,7 +2,8 @@ import OpenAI, { APIConnectionError, APIError, APIUserAbortError, toFile } from 
 import type { ChatCompletionChunk, ChatCompletionMessageParam } from "openai/resources/chat/completions";
 import { afterEach, describe, expect, it } from "vitest";
 
-import { startFakeProvider, runFakeProviderCli } from "../src/testing/fake-provider.js";
+import { startFakeProvider } from "../src/testing/fake-provider.js";
+import { runFakeProviderCli } from "../src/testing/server.js";
 import type { FakeProvider } from "../src/testing/fake-provider.js";
 
 const providers: FakeProvider[] = [];

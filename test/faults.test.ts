@@ -9,9 +9,9 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { PassThrough } from "node:stream";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import { BoundedStdioServerTransport } from "../src/server/stdio-transport.js";
+import { BoundedStdioServerTransport } from "../src/mcp/stdio-transport.js";
 import { openStore } from "../src/store/resilient.js";
-import type { ExaiError } from "../src/errors.js";
+import type { ExaiError } from "../src/base/errors.js";
 import { startFakeProvider, type FakeProvider } from "../src/testing/fake-provider.js";
 import {
   CLI,

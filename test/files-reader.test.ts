@@ -4,7 +4,7 @@ import path from "node:path";
 
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 
-import { ExaiError } from "../src/errors.js";
+import { ExaiError } from "../src/base/errors.js";
 import { createFileReader, formatBytes, type FileReader } from "../src/files/reader.js";
 import { createFileSandbox } from "../src/files/sandbox.js";
 

@@ -4,7 +4,7 @@ import path from "node:path";
 
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 
-import { ExaiError } from "../src/errors.js";
+import { ExaiError } from "../src/base/errors.js";
 import { createFileSandbox, isInsideRoot, isSecretPath, type FileSandbox } from "../src/files/sandbox.js";
 
 let base: string;

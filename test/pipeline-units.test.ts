@@ -1,10 +1,10 @@
 /** Unit tests of the call-pipeline pieces: retries and backoff (fake timers), admission, coalescing, deadlines. */
 import { afterEach, describe, expect, it, vi } from "vitest";
-import { ExaiError } from "../src/errors.js";
+import { ExaiError } from "../src/base/errors.js";
 import { createAdmission } from "../src/pipeline/admission.js";
 import { createCoalescer } from "../src/pipeline/coalesce.js";
-import { sleep, startDeadline } from "../src/pipeline/deadline.js";
-import { backoffDelayMs, parseRetryAfterMs, withRetries } from "../src/pipeline/retry.js";
+import { sleep, startDeadline } from "../src/timing/deadline.js";
+import { backoffDelayMs, parseRetryAfterMs, withRetries } from "../src/timing/retry.js";
 
 afterEach(() => {
   vi.useRealTimers();

@@ -3,10 +3,10 @@
  * under 10,000 tokens).
  */
 import { describe, expect, it } from "vitest";
-import { ExaiError } from "../src/errors.js";
-import { createLogger } from "../src/logging.js";
+import { ExaiError } from "../src/base/errors.js";
+import { createLogger } from "../src/base/logging.js";
 import { createRuntime } from "../src/runtime/runtime.js";
-import { listTools } from "../src/server/mcp.js";
+import { listTools } from "../src/mcp/server.js";
 import { TOOLS_LIST_TOKEN_LIMIT, toolsListSize, toolsListTokens } from "../src/tools/catalog-size.js";
 import { allTools, FULL_TOOLS, LEAN_TOOLS, selectTools, STANDARD_TOOLS } from "../src/tools/index.js";
 import { getTokenCounter } from "../src/memory/tokenizer.js";
@@ -110,7 +110,7 @@ describe("context economy", () => {
     // What a real MCP client receives over the in-memory transport, not a second call of the same helper.
     const { Client } = await import("@modelcontextprotocol/sdk/client/index.js");
     const { InMemoryTransport } = await import("@modelcontextprotocol/sdk/inMemory.js");
-    const { createMcpServer } = await import("../src/server/mcp.js");
+    const { createMcpServer } = await import("../src/mcp/server.js");
     const data = tempDir("exai-profiles-listing-");
     try {
       const runtime = createRuntime(

@@ -9,7 +9,7 @@ import { join } from "node:path";
 
 import { afterEach, describe, expect, it } from "vitest";
 
-import { ExaiError } from "../src/errors.js";
+import { ExaiError } from "../src/base/errors.js";
 import { imageType, readImage } from "../src/files/image.js";
 import { createFileReader } from "../src/files/reader.js";
 import { createFileSandbox } from "../src/files/sandbox.js";

@@ -10,7 +10,7 @@ import path from "node:path";
 
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 
-import { ExaiError } from "../src/errors.js";
+import { ExaiError } from "../src/base/errors.js";
 import { openSandboxed } from "../src/files/open.js";
 import { createFileReader, type FileReader } from "../src/files/reader.js";
 import { createFileSandbox, SECRET_RULES } from "../src/files/sandbox.js";

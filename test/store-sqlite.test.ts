@@ -5,7 +5,7 @@ import { join } from "node:path";
 import Database from "better-sqlite3";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 
-import { ExaiError } from "../src/errors.js";
+import { ExaiError } from "../src/base/errors.js";
 import { openMemoryStore, openSqliteStore, SQLITE_SCHEMA_VERSION } from "../src/store/sqlite.js";
 import type { Store } from "../src/store/store.js";
 

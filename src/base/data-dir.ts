@@ -5,7 +5,7 @@
  */
 import { mkdirSync, rmdirSync, statSync } from "node:fs";
 import { dirname } from "node:path";
-import { ExaiError, environmentFault } from "../errors.js";
+import { ExaiError, environmentFault } from "./errors.js";
 
 /**
  * The error for an unusable data directory: CONFIG_INVALID naming EXAI_DATA_DIR, what failed

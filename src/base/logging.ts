@@ -5,7 +5,7 @@
 import { dirname, join } from "node:path";
 import pino, { type Logger } from "pino";
 import type { ExaiError } from "./errors.js";
-import { dataDirFault, ensureDataDir, explainMkdirError } from "./store/data-dir.js";
+import { dataDirFault, ensureDataDir, explainMkdirError } from "./data-dir.js";
 
 export type { Logger };
 
@@ -17,7 +17,7 @@ export interface LoggerOptions {
   logDir?: string;
   /** Extra fields on every line (e.g. {mode: "daemon"}). */
   base?: Record<string, unknown>;
-  /** Applied to every finished line before it is written: removes configured secrets (src/redact.ts). */
+  /** Applied to every finished line before it is written: removes configured secrets (./redact.ts). */
   redact?: (line: string) => string;
   /** EXAI_DATA_DIR, named in the report when the log file cannot be written (default: logDir). */
   dataDir?: string;

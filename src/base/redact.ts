@@ -3,7 +3,6 @@
  * replaced by `[redacted]` in tool results, error messages, provider error texts and log lines,
  * whatever a provider echoes back ("invalid key sk-…" in a 401 body).
  */
-import type { Config } from "./config/load.js";
 
 export const REDACTED = "[redacted]";
 
@@ -27,8 +26,14 @@ export interface Redactor {
   add(secret: string): void;
 }
 
+/** The parts of the configuration that hold secrets (structurally the loaded `Config`). */
+export interface SecretSource {
+  providers: Readonly<Record<string, { apiKey: string } | undefined>>;
+  daemon: { token?: string };
+}
+
 /** The secrets a configuration holds: every provider's API key and the daemon token. */
-export function configuredSecrets(config: Pick<Config, "providers" | "daemon">): string[] {
+export function configuredSecrets(config: SecretSource): string[] {
   const secrets: string[] = [];
   for (const settings of Object.values(config.providers)) {
     // A custom endpoint without a key carries the placeholder "not-needed": not a secret.
@@ -77,7 +82,7 @@ export function createRedactor(secrets: readonly string[]): Redactor {
 }
 
 /** A redactor built from the configuration's keys and token. */
-export function redactorFor(config: Pick<Config, "providers" | "daemon">): Redactor {
+export function redactorFor(config: SecretSource): Redactor {
   return createRedactor(configuredSecrets(config));
 }
 

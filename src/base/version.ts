@@ -3,7 +3,7 @@ import { readFileSync } from "node:fs";
 
 function readVersion(): string {
   try {
-    const text = readFileSync(new URL("../package.json", import.meta.url), "utf8");
+    const text = readFileSync(new URL("../../package.json", import.meta.url), "utf8");
     return (JSON.parse(text) as { version: string }).version;
   } catch {
     // Running from an unusual layout (bundled): the version is informative only.

@@ -19,7 +19,7 @@ import {
 import { dirname, join } from "node:path";
 import { createInterface } from "node:readline/promises";
 import { Writable, type Readable } from "node:stream";
-import { ExaiError, invalidArgument } from "../errors.js";
+import { ExaiError, invalidArgument } from "../base/errors.js";
 import { userConfigPath } from "./load.js";
 import { buildEnvironmentSchema, type RawEnvironment } from "./variables.js";
 

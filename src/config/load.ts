@@ -11,7 +11,7 @@ import { closeSync, constants, fstatSync, openSync, readSync } from "node:fs";
 import { homedir } from "node:os";
 import { isAbsolute, join, resolve } from "node:path";
 import { parse as parseDotenv } from "dotenv";
-import { ExaiError } from "../errors.js";
+import { ExaiError } from "../base/errors.js";
 import {
   buildTimeoutConfig,
   derivedExpertSeconds,

@@ -3,7 +3,7 @@
  * registers the daemon's `/mcp`, with the TCP token in that client's own header syntax.
  */
 import type { Config } from "../config/load.js";
-import { ExaiError } from "../errors.js";
+import { ExaiError } from "../base/errors.js";
 
 export interface HttpSnippetOptions {
   /** The daemon's /mcp URL, e.g. http://127.0.0.1:8765/mcp. */

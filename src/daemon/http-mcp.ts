@@ -26,11 +26,11 @@ import type { IncomingMessage, ServerResponse } from "node:http";
 import { StreamableHTTPServerTransport } from "@modelcontextprotocol/sdk/server/streamableHttp.js";
 import { isInitializeRequest } from "@modelcontextprotocol/sdk/types.js";
 import type { Server } from "@modelcontextprotocol/sdk/server/index.js";
-import type { Logger } from "../logging.js";
+import type { Logger } from "../base/logging.js";
 import type { Executor } from "../runtime/executor.js";
 import type { Runtime } from "../runtime/runtime.js";
-import { createMcpServer } from "../server/mcp.js";
-import { tokensEqual } from "./protocol.js";
+import { createMcpServer } from "../mcp/server.js";
+import { tokensEqual } from "../mcp/frames.js";
 
 export interface McpHttpOptions {
   /** The runtime new sessions are served by (read per session: it changes after a configuration reload). */

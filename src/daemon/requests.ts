@@ -22,9 +22,9 @@
  * Semantic coalescing of identical {tool, arguments} is the executor's job, not this module's.
  */
 import { createHash } from "node:crypto";
-import { ExaiError } from "../errors.js";
+import { ExaiError } from "../base/errors.js";
 import { stableJson } from "../runtime/executor.js";
-import type { CallToolFrame, CallToolResFrame, ProgressFrame, ServerFrame } from "./protocol.js";
+import type { CallToolFrame, CallToolResFrame, ProgressFrame, ServerFrame } from "../mcp/frames.js";
 
 /** A client connection as the registry sees it. */
 export interface RequestConnection {

@@ -48,12 +48,12 @@ import http, { type IncomingMessage, type ServerResponse } from "node:http";
 import type { Duplex } from "node:stream";
 import { WebSocketServer, type RawData, type WebSocket } from "ws";
 import type { Config } from "../config/load.js";
-import { ExaiError, toExaiError } from "../errors.js";
-import type { Logger } from "../logging.js";
+import { ExaiError, toExaiError } from "../base/errors.js";
+import type { Logger } from "../base/logging.js";
 import type { CallOutcome, CallRequest, Executor } from "../runtime/executor.js";
 import { createRuntime, type Runtime } from "../runtime/runtime.js";
-import { listTools, toCallToolResult } from "../server/mcp.js";
-import { VERSION } from "../version.js";
+import { listTools, toCallToolResult } from "../mcp/server.js";
+import { VERSION } from "../base/version.js";
 import {
   bearerToken,
   createMcpHttpEndpoint,
@@ -75,14 +75,14 @@ import {
   type CallToolFrame,
   type HelloFrame,
   type ServerFrame,
-} from "./protocol.js";
+} from "../mcp/frames.js";
 import { createRequestRegistry, type CallResultBody, type RequestConnection } from "./requests.js";
 import {
   clearStaleSocket,
   ensurePrivateDataDir,
   resolveTcpToken,
   socketPath as socketPathIn,
-} from "./trust.js";
+} from "../mcp/trust.js";
 
 export interface DaemonOptions {
   /** Listen address; default EXAI_WS_HOST. */

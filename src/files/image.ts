@@ -3,7 +3,7 @@
  * (EXAI_MAX_IMAGE_MB) and accepted only when their bytes are a PNG, JPEG, GIF or WebP image by
  * signature — whatever the file name says — so that no other file is sent as an "image".
  */
-import { invalidArgument } from "../errors.js";
+import { invalidArgument } from "../base/errors.js";
 import { formatBytes, type FileReader } from "./reader.js";
 
 /** The image formats accepted, as MIME subtypes. */

@@ -15,7 +15,7 @@ import { constants, type Stats } from "node:fs";
 import { lstat, open, readlink, realpath, type FileHandle } from "node:fs/promises";
 import path from "node:path";
 
-import { ExaiError, invalidArgument } from "../errors.js";
+import { ExaiError, invalidArgument } from "../base/errors.js";
 import { errorCode, isInsideRoot, resolveSandboxed, secretError } from "./sandbox.js";
 
 /** What a file is read for; each purpose has its own size limit, chosen by the caller. */

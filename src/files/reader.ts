@@ -9,7 +9,7 @@ import path from "node:path";
 
 import ignore, { type Ignore } from "ignore";
 
-import { ExaiError, invalidArgument } from "../errors.js";
+import { ExaiError, invalidArgument } from "../base/errors.js";
 import { openSandboxed, type OpenSandboxedOptions, type SandboxedFile } from "./open.js";
 import { errorCode, isInsideRoot, secretRule, type FileSandbox } from "./sandbox.js";
 

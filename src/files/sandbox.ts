@@ -7,7 +7,7 @@ import { realpathSync } from "node:fs";
 import { realpath } from "node:fs/promises";
 import path from "node:path";
 
-import { ExaiError, invalidArgument } from "../errors.js";
+import { ExaiError, invalidArgument } from "../base/errors.js";
 
 export interface FileSandboxOptions {
   /** Absolute directories; each is resolved with realpath at creation when it exists. */

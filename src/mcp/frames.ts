@@ -29,7 +29,7 @@ import { createHash, timingSafeEqual } from "node:crypto";
 import { isAbsolute } from "node:path";
 import { z } from "zod";
 import type { Config } from "../config/load.js";
-import { ERROR_CODES } from "../errors.js";
+import { ERROR_CODES } from "../base/errors.js";
 
 /** Default largest frame either side accepts, bytes (32 MiB); the daemon uses EXAI_MAX_MESSAGE_MB. */
 export const MAX_FRAME_BYTES = 32 * 1024 * 1024;

@@ -13,13 +13,13 @@ import {
   RootsListChangedNotificationSchema,
   type CallToolResult,
 } from "@modelcontextprotocol/sdk/types.js";
-import type { TimeoutLayer } from "../errors.js";
+import type { TimeoutLayer } from "../base/errors.js";
 import type { CallOutcome, Executor } from "../runtime/executor.js";
 import type { Runtime } from "../runtime/runtime.js";
 import { listTools } from "../tools/framework.js";
 
 export { listTools };
-import { SERVER_NAME, VERSION } from "../version.js";
+import { SERVER_NAME, VERSION } from "../base/version.js";
 
 export const SERVER_INSTRUCTIONS =
   "exai lets you consult other models (GLM, Kimi, OpenAI-compatible). Workflow tools (codereview, debug, analyze, thinkdeep…) are step-by-step: you investigate, report findings per step, and the final step asks an expert model. Pass absolute file paths. Reuse continuation_id to keep context.";

@@ -16,7 +16,7 @@ import type { Readable, Writable } from "node:stream";
 import type { Transport } from "@modelcontextprotocol/sdk/shared/transport.js";
 import { deserializeMessage, serializeMessage } from "@modelcontextprotocol/sdk/shared/stdio.js";
 import type { JSONRPCMessage, RequestId } from "@modelcontextprotocol/sdk/types.js";
-import { ExaiError } from "../errors.js";
+import { ExaiError } from "../base/errors.js";
 
 /** JSON-RPC "Invalid Request": the code answered to an oversized request. */
 export const MESSAGE_TOO_LARGE_CODE = -32600;

@@ -22,8 +22,8 @@ import {
 } from "node:fs";
 import { connect } from "node:net";
 import { join } from "node:path";
-import { ExaiError } from "../errors.js";
-import { SOCKET_FILE, TOKEN_FILE } from "./protocol.js";
+import { ExaiError } from "../base/errors.js";
+import { SOCKET_FILE, TOKEN_FILE } from "./frames.js";
 
 /** Longest Unix socket path the kernel accepts (sun_path, minus the terminating NUL), bytes. */
 const MAX_SOCKET_PATH_BYTES = 107;

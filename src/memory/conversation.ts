@@ -5,7 +5,7 @@
  */
 import { resolve } from "node:path";
 
-import { invalidArgument } from "../errors.js";
+import { invalidArgument } from "../base/errors.js";
 import type { Thread, Turn } from "../store/store.js";
 import type { TokenCounter } from "./tokenizer.js";
 

@@ -7,7 +7,7 @@
  * This in-memory implementation serves one process; a Redis-backed one (leases that expire when a
  * daemon dies) can implement the same `Admission` interface.
  */
-import { ExaiError, formatSeconds } from "../errors.js";
+import { ExaiError, formatSeconds } from "../base/errors.js";
 
 export interface AdmissionCaps {
   global: number;

@@ -6,7 +6,7 @@
  * first caller's cancel fails every waiter, and the Python original's bug, where identical calls
  * waited out the whole timeout.
  */
-import { raceSignal } from "./deadline.js";
+import { raceSignal } from "../timing/deadline.js";
 
 /** A caller's own deadline (monotonic ms) and how much earlier a shared run may end for it to join. */
 export interface JoinDeadline {

@@ -2,7 +2,7 @@
  * Builds the configured providers (one keep-alive pool each) from the configuration.
  */
 import type { Config, ProviderName } from "../config/load.js";
-import { redactorFor, type Redactor } from "../redact.js";
+import { redactorFor, type Redactor } from "../base/redact.js";
 import { createCustomProvider } from "./custom.js";
 import { createGlmProvider } from "./glm.js";
 import { createKimiProvider } from "./kimi.js";

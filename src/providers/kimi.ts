@@ -7,7 +7,7 @@
  * `Idempotency-Key`: one key per logical request, reused only by its retries.
  */
 import type { ProviderSettings } from "../config/load.js";
-import { ExaiError } from "../errors.js";
+import { ExaiError } from "../base/errors.js";
 import {
   createOpenAICompatibleProvider,
   thinkingFields,

@@ -14,15 +14,15 @@ import OpenAI from "openai";
 import { Agent, fetch as undiciFetch, FormData as UndiciFormData } from "undici";
 import type { ProviderName, ProviderSettings } from "../config/load.js";
 import type { TimeoutConfig } from "../config/timeouts.js";
-import { ExaiError, formatSeconds, type TimeoutLayer } from "../errors.js";
-import { abortReason, now } from "../pipeline/deadline.js";
+import { ExaiError, formatSeconds, type TimeoutLayer } from "../base/errors.js";
+import { abortReason, now } from "../timing/deadline.js";
 import {
   parseRetryAfterMs,
   RETRYABLE_STATUSES,
   withRetries,
   type AttemptRecord,
   type RetryPolicy,
-} from "../pipeline/retry.js";
+} from "../timing/retry.js";
 import type { ModelInfo } from "./registry.js";
 
 export type ThinkingMode = "minimal" | "low" | "medium" | "high" | "max";

@@ -4,7 +4,7 @@
  */
 import { readFileSync } from "node:fs";
 import type { Config, ProviderName } from "../config/load.js";
-import { ExaiError } from "../errors.js";
+import { ExaiError } from "../base/errors.js";
 
 export type ThinkingSupport = "none" | "toggle" | "effort";
 

@@ -3,7 +3,7 @@
  * key's stable JSON and error messages all walk values recursively, so a value nested 100,000
  * levels deep would overflow the stack there. This walk is iterative.
  */
-import { ExaiError } from "../errors.js";
+import { ExaiError } from "../base/errors.js";
 
 /**
  * Fails when `value` nests arrays/objects deeper than `maxDepth` levels. The arguments object

@@ -10,15 +10,21 @@
  * unwind) and everything the call started is aborted through its signal.
  */
 import { createHash, randomUUID } from "node:crypto";
-import { ExaiError, formatSeconds, toExaiError, type ErrorPayload, type TimeoutLayer } from "../errors.js";
+import {
+  ExaiError,
+  formatSeconds,
+  toExaiError,
+  type ErrorPayload,
+  type TimeoutLayer,
+} from "../base/errors.js";
 import type { Admission, Lease } from "../pipeline/admission.js";
 import type { Coalescer } from "../pipeline/coalesce.js";
-import { abortReason, now, raceSignal, sleep, startDeadline } from "../pipeline/deadline.js";
-import { backoffDelayMs } from "../pipeline/retry.js";
+import { abortReason, now, raceSignal, sleep, startDeadline } from "../timing/deadline.js";
+import { backoffDelayMs } from "../timing/retry.js";
 import type { ChatResult, TokenUsage } from "../providers/openai-compatible.js";
 import type { ResolvedModel } from "../providers/registry.js";
 import { parseArguments, type Services, type ToolContext, type ToolDefinition } from "../tools/framework.js";
-import type { Redactor } from "../redact.js";
+import type { Redactor } from "../base/redact.js";
 import { checkArgumentDepth } from "./arguments.js";
 
 export interface ProgressEvent {

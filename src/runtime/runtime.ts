@@ -5,21 +5,21 @@
  */
 import { join } from "node:path";
 import type { Config } from "../config/load.js";
-import { ExaiError } from "../errors.js";
+import { ExaiError } from "../base/errors.js";
 import { createFileReader, type FileReader } from "../files/reader.js";
 import { createFileSandbox } from "../files/sandbox.js";
-import { createLogger, openLogFile, type Logger } from "../logging.js";
+import { createLogger, openLogFile, type Logger } from "../base/logging.js";
 import { getTokenCounter } from "../memory/tokenizer.js";
 import { createAdmission, type Admission } from "../pipeline/admission.js";
 import { createCoalescer } from "../pipeline/coalesce.js";
 import { closeProviders, createProviders, type Providers } from "../providers/index.js";
 import { createModelRegistry, type ModelRegistry } from "../providers/registry.js";
-import { redactorFor, type Redactor } from "../redact.js";
+import { redactorFor, type Redactor } from "../base/redact.js";
 import { openStore } from "../store/resilient.js";
 import type { Store } from "../store/store.js";
 import type { RuntimeStats, Services, ToolDefinition } from "../tools/framework.js";
 import { FULL_TOOLS, selectTools } from "../tools/index.js";
-import { VERSION } from "../version.js";
+import { VERSION } from "../base/version.js";
 import { createExecutor, type Executor } from "./executor.js";
 
 /** File readers kept for distinct sets of client roots (one per project, typically). */
@@ -128,6 +128,7 @@ export function createRuntime(config: Config, options: RuntimeOptions): Runtime 
         inflight: executor.inflight(),
         admission: admission.snapshot(),
         calls: { total: counts.total, byOutcome: { ...counts.byOutcome } },
+        tools: tools.length,
       };
     },
   };

@@ -6,10 +6,10 @@
  * exit code 1 and a line on stderr, never a silent exit 0.
  */
 import type { Config } from "../config/load.js";
-import { ExaiError } from "../errors.js";
+import { ExaiError } from "../base/errors.js";
 import { createRuntime } from "../runtime/runtime.js";
-import { createMcpServer } from "./mcp.js";
-import { BoundedStdioServerTransport, oversizeMessage } from "./stdio-transport.js";
+import { createMcpServer } from "../mcp/server.js";
+import { BoundedStdioServerTransport, oversizeMessage } from "../mcp/stdio-transport.js";
 
 /** Runs the stdio server until the client disconnects. */
 export async function runStdioServer(config: Config): Promise<void> {

@@ -6,7 +6,7 @@
  * - Reaches the daemon only through its Unix socket `EXAI_DATA_DIR/daemon.sock` — never over TCP,
  *   where any local process could have taken the port. Before every connection it verifies that
  *   EXAI_DATA_DIR belongs to its own uid and is closed to group/other and that the socket belongs
- *   to its uid (./../daemon/trust.ts); when that fails it sends nothing (no prompt, roots or
+ *   to its uid (../mcp/trust.ts); when that fails it sends nothing (no prompt, roots or
  *   session secret) and every call fails with CONFIG_INVALID "the daemon could not be verified".
  *   No token is needed on the socket: only the owner's uid can enter the directory.
  * - Resumes its session after a reconnect with the `resume_secret` of its hello_ack.
@@ -64,14 +64,14 @@ import {
   type ErrorFrame,
   type ProgressFrame,
   type ServerFrame,
-} from "../daemon/protocol.js";
-import { socketPath as socketPathIn, verifyDaemonSocket } from "../daemon/trust.js";
-import { ExaiError, formatSeconds, toExaiError } from "../errors.js";
-import { createLogger, type Logger } from "../logging.js";
-import { abortReason, now, raceSignal, sleep, startDeadline } from "../pipeline/deadline.js";
-import { SERVER_INSTRUCTIONS, traceIdFromMeta } from "../server/mcp.js";
-import { BoundedStdioServerTransport, oversizeMessage } from "../server/stdio-transport.js";
-import { SERVER_NAME, VERSION } from "../version.js";
+} from "../mcp/frames.js";
+import { socketPath as socketPathIn, verifyDaemonSocket } from "../mcp/trust.js";
+import { ExaiError, formatSeconds, toExaiError } from "../base/errors.js";
+import { createLogger, type Logger } from "../base/logging.js";
+import { abortReason, now, raceSignal, sleep, startDeadline } from "../timing/deadline.js";
+import { SERVER_INSTRUCTIONS, traceIdFromMeta } from "../mcp/server.js";
+import { BoundedStdioServerTransport, oversizeMessage } from "../mcp/stdio-transport.js";
+import { SERVER_NAME, VERSION } from "../base/version.js";
 
 /** First reconnect backoff, ms; doubles up to CONNECT_MAX_DELAY_MS. */
 const CONNECT_FIRST_DELAY_MS = 250;
@@ -630,7 +630,7 @@ export function createShimServer(config: Config, options: ShimOptions = {}): Shi
     { capabilities: { tools: { listChanged: false } }, instructions: SERVER_INSTRUCTIONS },
   );
 
-  // The client's roots (as src/server/mcp.ts does): listed once, again after roots/list_changed.
+  // The client's roots (as src/mcp/server.ts does): listed once, again after roots/list_changed.
   let clientRoots: string[] | undefined;
   let rootsLoaded: Promise<void> | undefined;
   const loadRoots = (): Promise<void> => {

@@ -9,8 +9,8 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Config } from "../config/load.js";
-import { formatSeconds } from "../errors.js";
-import type { Logger } from "../logging.js";
+import { formatSeconds } from "../base/errors.js";
+import type { Logger } from "../base/logging.js";
 import type { Executor } from "../runtime/executor.js";
 import { createRuntime } from "../runtime/runtime.js";
 

@@ -7,8 +7,8 @@
  * environment faults (an unknown continuation_id, a full thread) pass through unchanged.
  */
 import { dirname } from "node:path";
-import { ExaiError, environmentFault } from "../errors.js";
-import { dataDirFault, ensureDataDir } from "./data-dir.js";
+import { ExaiError, environmentFault } from "../base/errors.js";
+import { dataDirFault, ensureDataDir } from "../base/data-dir.js";
 import { openMemoryStore, openSqliteStore } from "./sqlite.js";
 import type { NewTurn, Store, StoredFile, Thread, ToolCallRecord } from "./store.js";
 

@@ -11,7 +11,7 @@ import { dirname, resolve } from "node:path";
 
 import Database from "better-sqlite3";
 
-import { ExaiError, invalidArgument } from "../errors.js";
+import { ExaiError, invalidArgument } from "../base/errors.js";
 import type { NewTurn, Store, StoredFile, Thread, ToolCallRecord, Turn } from "./store.js";
 
 /**

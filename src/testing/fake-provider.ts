@@ -3,7 +3,7 @@
  * Kimi (Moonshot) dialects closely enough for the official `openai` SDK, streaming and not.
  *
  * Used by the test suite (with scripted faults: hangs, stalls, slow answers, error statuses, resets,
- * malformed JSON) and runnable for demos (`node dist/testing/fake-provider.js --port 8787`).
+ * malformed JSON) and runnable for demos (`exai fake-provider --port 8787`, see ./server.ts).
  *
  * Endpoints (each also reachable under a `/v1` or `/api/paas/v4` prefix):
  * - `POST /chat/completions` (stream and non-stream; reasoning, tool calls, GLM web_search, Kimi `$web_search`)
@@ -14,7 +14,6 @@
 import http from "node:http";
 import type { IncomingMessage, ServerResponse } from "node:http";
 import type { Socket } from "node:net";
-import { pathToFileURL } from "node:url";
 
 /** One request as the fake provider saw it. */
 export interface RecordedRequest {
@@ -991,47 +990,5 @@ export function startFakeProvider(options: FakeProviderOptions = {}): Promise<Fa
         close,
       });
     });
-  });
-}
-
-/**
- * Starts the fake provider for demos and prints one line, "fake provider listening on URL", to stderr.
- * The caller owns the returned instance (close it on shutdown).
- */
-export async function runFakeProviderCli(argv: {
-  port?: number;
-  host?: string;
-  delayMs?: number;
-}): Promise<FakeProvider> {
-  const provider = await startFakeProvider({
-    port: argv.port,
-    host: argv.host,
-    defaultDelayMs: argv.delayMs,
-  });
-  process.stderr.write(`fake provider listening on ${provider.url}\n`);
-  return provider;
-}
-
-function parseCliArgs(args: string[]): { port?: number; host?: string; delayMs?: number } {
-  const out: { port?: number; host?: string; delayMs?: number } = {};
-  for (let i = 0; i < args.length; i++) {
-    const arg = args[i] ?? "";
-    const [flag, inline] = arg.includes("=")
-      ? [arg.slice(0, arg.indexOf("=")), arg.slice(arg.indexOf("=") + 1)]
-      : [arg];
-    const value = (): string => inline ?? args[++i] ?? "";
-    if (flag === "--port") out.port = Number(value());
-    else if (flag === "--host") out.host = value();
-    else if (flag === "--delay-ms") out.delayMs = Number(value());
-  }
-  return out;
-}
-
-// Run directly: node dist/testing/fake-provider.js [--port N] [--host H] [--delay-ms N]
-if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href) {
-  void runFakeProviderCli(parseCliArgs(process.argv.slice(2))).then((provider) => {
-    const stop = (): void => void provider.close().then(() => process.exit(0));
-    process.once("SIGINT", stop);
-    process.once("SIGTERM", stop);
   });
 }

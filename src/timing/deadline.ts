@@ -3,7 +3,7 @@
  * AbortSignal; every timer is cleared when its wait ends and `unref()`ed so no timer keeps the
  * process alive. Times are milliseconds on the monotonic clock (`performance.now()`).
  */
-import { ExaiError, formatSeconds, type TimeoutLayer } from "../errors.js";
+import { ExaiError, formatSeconds, type TimeoutLayer } from "../base/errors.js";
 
 /** Monotonic now, ms. */
 export const now = (): number => performance.now();

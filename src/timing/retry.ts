@@ -4,7 +4,7 @@
  * has its own timeouts; a backoff sleep never crosses the deadline — if it would, we fail at once
  * with the last error instead of sleeping into a certain timeout.
  */
-import { ExaiError, formatSeconds } from "../errors.js";
+import { ExaiError, formatSeconds } from "../base/errors.js";
 import { abortReason, now, sleep } from "./deadline.js";
 
 /** HTTP statuses worth retrying (SPEC §6.2). 400, 401, 403, 404, 422 are never retried. */

@@ -4,7 +4,7 @@
  * (SPEC §4.3, §4.4).
  */
 import { z } from "zod";
-import { ExaiError, invalidArgument } from "../errors.js";
+import { ExaiError, invalidArgument } from "../base/errors.js";
 import { readImage } from "../files/image.js";
 import { buildConversationContext, planBudget } from "../memory/conversation.js";
 import type { ChatMessage, ChatResult, ContentPart, ThinkingMode } from "../providers/openai-compatible.js";

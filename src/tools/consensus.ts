@@ -15,9 +15,9 @@
  * step before the last).
  */
 import { z } from "zod";
-import { invalidArgument, toExaiError } from "../errors.js";
+import { invalidArgument, toExaiError } from "../base/errors.js";
 import { buildConversationContext, planBudget } from "../memory/conversation.js";
-import { now } from "../pipeline/deadline.js";
+import { now } from "../timing/deadline.js";
 import type { ResolvedModel } from "../providers/registry.js";
 import type { Thread } from "../store/store.js";
 import {

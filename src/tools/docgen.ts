@@ -7,7 +7,7 @@
  * - `docgen_complete` — every counted file is documented.
  */
 import { z } from "zod";
-import { invalidArgument } from "../errors.js";
+import { invalidArgument } from "../base/errors.js";
 import { createWorkflowTool, latestExtra, type StepRecord } from "./workflow.js";
 
 interface DocgenOptions {

@@ -6,9 +6,9 @@
  */
 import { z } from "zod";
 import type { Config } from "../config/load.js";
-import { ExaiError, type TimeoutLayer } from "../errors.js";
+import { ExaiError, type TimeoutLayer } from "../base/errors.js";
 import type { FileReader } from "../files/reader.js";
-import type { Logger } from "../logging.js";
+import type { Logger } from "../base/logging.js";
 import type { TokenCounter } from "../memory/tokenizer.js";
 import type { AdmissionSnapshot } from "../pipeline/admission.js";
 import type { Providers } from "../providers/index.js";
@@ -33,6 +33,8 @@ export interface RuntimeStats {
   inflight: number;
   admission: AdmissionSnapshot;
   calls: { total: number; byOutcome: Record<string, number> };
+  /** How many tools this server serves (after TOOL_PROFILE / ENABLED_TOOLS / DISABLED_TOOLS). */
+  tools: number;
 }
 
 /** What every tool may use. Built once per server by the runtime. */

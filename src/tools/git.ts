@@ -11,9 +11,9 @@
  */
 import { execFile } from "node:child_process";
 import path from "node:path";
-import { ExaiError, formatSeconds, invalidArgument } from "../errors.js";
+import { ExaiError, formatSeconds, invalidArgument } from "../base/errors.js";
 import { isSecretPath } from "../files/sandbox.js";
-import { abortReason, timeoutError } from "../pipeline/deadline.js";
+import { abortReason, timeoutError } from "../timing/deadline.js";
 
 /** Largest git output read, bytes; a bigger diff is cut (and says so), never fails the call. */
 export const GIT_MAX_BUFFER = 10 * 1024 * 1024;

@@ -6,7 +6,7 @@
  * once; Z.ai keeps uploads 180 days, after which the file is uploaded again.
  */
 import { z } from "zod";
-import { invalidArgument } from "../errors.js";
+import { invalidArgument } from "../base/errors.js";
 import { defineTool } from "./framework.js";
 import { readLocalFiles, requireProvider, uploadOnce } from "./provider-support.js";
 

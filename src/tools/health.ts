@@ -6,8 +6,8 @@
  */
 import { z } from "zod";
 import { PROVIDER_NAMES, type ProviderName } from "../config/load.js";
-import { ExaiError, toExaiError } from "../errors.js";
-import { now, startDeadline } from "../pipeline/deadline.js";
+import { ExaiError, toExaiError } from "../base/errors.js";
+import { now, startDeadline } from "../timing/deadline.js";
 import type { Provider } from "../providers/openai-compatible.js";
 import { defineTool, type ToolContext } from "./framework.js";
 import { PROVIDER_VARIABLE } from "./provider-support.js";

@@ -3,7 +3,7 @@
  * ENABLED_TOOLS / DISABLED_TOOLS adjust a profile; version and listmodels always stay.
  */
 import type { ToolProfile } from "../config/load.js";
-import { ExaiError } from "../errors.js";
+import { ExaiError } from "../base/errors.js";
 import { analyzeTool } from "./analyze.js";
 import { challengeTool } from "./challenge.js";
 import { chatTool } from "./chat.js";

@@ -7,7 +7,7 @@
  * sending the tool results in a follow-up call.
  */
 import { z } from "zod";
-import { invalidArgument } from "../errors.js";
+import { invalidArgument } from "../base/errors.js";
 import type { ChatMessage } from "../providers/openai-compatible.js";
 import { defaultTemperature, oversizedPrompt, usageJson, webSearchField } from "./common.js";
 import { defineTool } from "./framework.js";

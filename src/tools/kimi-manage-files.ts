@@ -7,7 +7,7 @@
  * cleanup deletes only files recorded in exai's Store, never other files of the account.
  */
 import { z } from "zod";
-import { invalidArgument } from "../errors.js";
+import { invalidArgument } from "../base/errors.js";
 import { defineTool, type ToolContext } from "./framework.js";
 import {
   isNotFound,

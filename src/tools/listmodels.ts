@@ -3,7 +3,7 @@
  * aliases and what `auto` resolves to.
  */
 import { z } from "zod";
-import { ExaiError } from "../errors.js";
+import { ExaiError } from "../base/errors.js";
 import { defineTool } from "./framework.js";
 
 const schema = z.object({

@@ -9,7 +9,7 @@
  * - `planning_complete` — final step: the whole plan, as structure and as rendered text.
  */
 import { z } from "zod";
-import { invalidArgument } from "../errors.js";
+import { invalidArgument } from "../base/errors.js";
 import type { Thread } from "../store/store.js";
 import { continuationField, loadThread, oversizedPrompt, recordTurns } from "./common.js";
 import { defineTool } from "./framework.js";

@@ -6,7 +6,7 @@
 import { realpath, stat } from "node:fs/promises";
 import path from "node:path";
 import { z } from "zod";
-import { ExaiError, invalidArgument } from "../errors.js";
+import { ExaiError, invalidArgument } from "../base/errors.js";
 import type { ToolContext } from "./framework.js";
 import {
   boundDiff,

@@ -13,7 +13,7 @@
 import { createHash } from "node:crypto";
 import { basename } from "node:path";
 import type { ProviderName } from "../config/load.js";
-import { ExaiError, invalidArgument } from "../errors.js";
+import { ExaiError, invalidArgument } from "../base/errors.js";
 import type { Provider, ProviderCallContext } from "../providers/openai-compatible.js";
 import type { ResolvedModel } from "../providers/registry.js";
 import { oversizedPrompt } from "./common.js";

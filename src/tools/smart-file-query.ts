@@ -15,7 +15,7 @@ import {
   uploadAndExtract,
   providerModelSelector,
 } from "./provider-support.js";
-import { invalidArgument } from "../errors.js";
+import { invalidArgument } from "../base/errors.js";
 
 const TOOL = "smart_file_query";
 

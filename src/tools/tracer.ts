@@ -8,7 +8,7 @@
  * - `tracing_complete` — the rendered trace summary built from the steps.
  */
 import { z } from "zod";
-import { invalidArgument } from "../errors.js";
+import { invalidArgument } from "../base/errors.js";
 import { createWorkflowTool, latestExtra, type StepRecord } from "./workflow.js";
 
 export const TRACE_MODES = ["precision", "dependencies", "ask"] as const;

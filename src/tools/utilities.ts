@@ -89,8 +89,6 @@ export const statusTool = defineTool({
   async run(_args, context) {
     const { config, registry } = context.services;
     const stats = context.services.stats();
-    // Imported lazily: the tool registry imports this module.
-    const { selectTools } = await import("./index.js");
     return {
       status: "success",
       mode: stats.mode,
@@ -109,7 +107,7 @@ export const statusTool = defineTool({
       configured_providers: registry.configuredProviders(),
       data_dir: config.dataDir,
       tool_profile: config.tools.profile,
-      tools: selectTools(config.tools).length,
+      tools: stats.tools,
     };
   },
 });

@@ -1,7 +1,7 @@
 /** version — no model: server version, runtime and configuration summary. */
 import { z } from "zod";
 import { summary } from "../config/timeouts.js";
-import { SERVER_NAME } from "../version.js";
+import { SERVER_NAME } from "../base/version.js";
 import { defineTool } from "./framework.js";
 
 export const versionTool = defineTool({

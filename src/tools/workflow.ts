@@ -6,7 +6,7 @@
  * auto-executed steps recursively and made up to 50 calls).
  */
 import { z } from "zod";
-import { invalidArgument } from "../errors.js";
+import { invalidArgument } from "../base/errors.js";
 import type { ChatResult } from "../providers/openai-compatible.js";
 import type { ResolvedModel } from "../providers/registry.js";
 import type { Thread, Turn } from "../store/store.js";

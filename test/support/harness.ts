@@ -8,7 +8,7 @@ import { join, resolve } from "node:path";
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { StdioClientTransport } from "@modelcontextprotocol/sdk/client/stdio.js";
 import { loadConfig, type Config } from "../../src/config/load.js";
-import { createLogger } from "../../src/logging.js";
+import { createLogger } from "../../src/base/logging.js";
 import { createRuntime, type Runtime } from "../../src/runtime/runtime.js";
 import { startFakeProvider, type FakeProvider } from "../../src/testing/fake-provider.js";
 
