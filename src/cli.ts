@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 /**
- * The `exai` command (SPEC §2). This is the only module that reads `process.env` and `argv`;
- * everything below receives a parsed Config.
+ * The `exai` command (SPEC §2). This is the only module that reads `argv`, and it takes the
+ * environment from src/config (`processEnvironment`); everything below receives a parsed Config.
  *
  * Exit codes: 0 ok, 1 a tool/smoke failure, 2 invalid configuration or usage.
  */
@@ -9,6 +9,7 @@ import { realpathSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { Command, InvalidArgumentError } from "commander";
 import { loadConfig, type Config } from "./config/load.js";
+import { processEnvironment } from "./config/environment.js";
 import { runInit } from "./config/init.js";
 import { summary } from "./config/timeouts.js";
 import { renderConfigTable } from "./config/variables.js";
@@ -25,7 +26,7 @@ const err = (text: string) => process.stderr.write(`${text}\n`);
  * working directory that sets exai variables is not read; one line on stderr says so.
  */
 function readConfig(): Config {
-  const config = loadConfig({ env: process.env, cwd: process.cwd() });
+  const config = loadConfig({ env: processEnvironment(), cwd: process.cwd() });
   const ignored = config.source.ignoredProjectEnv;
   if (ignored) {
     err(
@@ -236,7 +237,7 @@ export function buildProgram(): Command {
           ...(options.host !== undefined ? { host: options.host } : {}),
           ...(options.port !== undefined ? { port: options.port } : {}),
           // Test-only endpoint POST /debug/drop-connections (chaos tests of the shim's reconnect).
-          testHooks: process.env.EXAI_DAEMON_TEST_HOOKS === "1",
+          testHooks: processEnvironment().EXAI_DAEMON_TEST_HOOKS === "1",
           // Re-read on SIGHUP and when a shim reports another configuration file.
           reloadConfig: readConfig,
         });
@@ -257,7 +258,7 @@ export function buildProgram(): Command {
     .action(async () => {
       try {
         const { runShim } = await import("./shim/shim.js");
-        await runShim(readConfig(), { cliPath: cliPath(), daemonEnv: process.env });
+        await runShim(readConfig(), { cliPath: cliPath(), daemonEnv: processEnvironment() });
       } catch (error) {
         fail(error);
       }
@@ -296,7 +297,7 @@ export function buildProgram(): Command {
             `--transport: unknown transport ${JSON.stringify(options.transport)}; use stdio or http (with --client)`,
           );
         } else if (options.client) {
-          const explicit = process.env.EXAI_ENV_FILE?.trim();
+          const explicit = processEnvironment().EXAI_ENV_FILE?.trim();
           out(
             clientSnippet(options.client, config, {
               node: process.execPath,
@@ -333,7 +334,7 @@ export function buildProgram(): Command {
       }) => {
         try {
           const written = await runInit({
-            env: process.env,
+            env: processEnvironment(),
             values: {
               ...(options.glmKey !== undefined ? { GLM_API_KEY: options.glmKey } : {}),
               ...(options.kimiKey !== undefined ? { KIMI_API_KEY: options.kimiKey } : {}),
