@@ -10,7 +10,7 @@ import WebSocket from "ws";
 import { createDaemon } from "../src/daemon/server.js";
 import { createLogger } from "../src/base/logging.js";
 import { checkArgumentDepth } from "../src/runtime/arguments.js";
-import { stableJson } from "../src/runtime/executor.js";
+import { stableJson } from "../src/base/stable-json.js";
 import { createRuntime } from "../src/runtime/runtime.js";
 import { startFakeProvider, type FakeProvider } from "../src/testing/fake-provider.js";
 import {

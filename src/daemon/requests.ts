@@ -23,7 +23,7 @@
  */
 import { createHash } from "node:crypto";
 import { ExaiError } from "../base/errors.js";
-import { stableJson } from "../runtime/executor.js";
+import { stableJson } from "../base/stable-json.js";
 import type { CallToolFrame, CallToolResFrame, ProgressFrame, ServerFrame } from "../mcp/frames.js";
 
 /** A client connection as the registry sees it. */
