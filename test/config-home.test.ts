@@ -1,7 +1,9 @@
 /**
  * The configuration home (SPEC §3): the real environment, then one user-level file — never the
- * working directory's `.env`. Real processes (`node dist/cli.js`), real files, a fake provider and a
- * second "hostile" loopback server that records whatever reaches it.
+ * working directory's `.env`. Real processes (`node dist/cli.js`) where the process is the point (only
+ * HOME and PATH in its environment, a pty, the printed launch command run as is), the command
+ * in-process otherwise; real files, a fake provider and a second "hostile" loopback server that
+ * records whatever reaches it.
  */
 import { execFile, execFileSync, spawn } from "node:child_process";
 import { chmodSync, existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
@@ -11,6 +13,7 @@ import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { loadConfig, providerFingerprint, userConfigPath } from "../src/config/load.js";
 import { ExaiError } from "../src/base/errors.js";
 import { startFakeProvider, type FakeProvider } from "../src/testing/fake-provider.js";
+import { runCli } from "./support/cli.js";
 import { CLI, connectStdioClient, structured, tempDir, type StdioClient } from "./support/harness.js";
 
 const run = promisify(execFile);
@@ -120,14 +123,11 @@ describe("a project's .env is never configuration", () => {
 describe("the user file", () => {
   it("writable by group or others → CONFIG_INVALID naming the file and the chmod fix", async () => {
     const path = writeUserFile("GLM_API_KEY=k\n", 0o664);
-    const failure = await run(process.execPath, [CLI, "config"], { env: codexEnv(), cwd: home.path }).then(
-      () => undefined,
-      (error: { code: number; stderr: string }) => error,
-    );
-    expect(failure?.code).toBe(2);
-    expect(failure?.stderr).toContain("CONFIG_INVALID");
-    expect(failure?.stderr).toContain(path);
-    expect(failure?.stderr).toContain(`chmod 600 ${path}`);
+    const failure = await runCli(["config"], { env: codexEnv(), cwd: home.path });
+    expect(failure.code).toBe(2);
+    expect(failure.stderr).toContain("CONFIG_INVALID");
+    expect(failure.stderr).toContain(path);
+    expect(failure.stderr).toContain(`chmod 600 ${path}`);
   });
 
   it("owned by another user → CONFIG_INVALID naming the owner (uid check on the opened file)", () => {
@@ -188,10 +188,8 @@ describe("the user file", () => {
 describe("exai init and exai config", () => {
   it("init writes 0600 in a 0700 directory, never prints the key, and refuses to overwrite without --force", async () => {
     const env = codexEnv();
-    const first = await run(process.execPath, [CLI, "init", "--glm-key", "init-secret-1"], {
-      env,
-      cwd: home.path,
-    });
+    const first = await runCli(["init", "--glm-key", "init-secret-1"], { env, cwd: home.path });
+    expect(first.code).toBe(0);
     const path = join(home.path, ".config", "exai", ".env");
     expect(first.stdout).toContain(path);
     expect(first.stdout).toContain("exai config --client claude");
@@ -199,25 +197,18 @@ describe("exai init and exai config", () => {
     expect(statSync(path).mode & 0o777).toBe(0o600);
     expect(statSync(join(home.path, ".config", "exai")).mode & 0o777).toBe(0o700);
 
-    const again = await run(process.execPath, [CLI, "init", "--glm-key", "init-secret-2"], {
-      env,
-      cwd: home.path,
-    }).then(
-      () => undefined,
-      (error: { code: number; stderr: string }) => error,
-    );
-    expect(again?.code).not.toBe(0);
-    expect(again?.stderr).toMatch(/already exists.*--force/);
+    const again = await runCli(["init", "--glm-key", "init-secret-2"], { env, cwd: home.path });
+    expect(again.code).not.toBe(0);
+    expect(again.stderr).toMatch(/already exists.*--force/);
     expect(readFileSync(path, "utf8")).toContain("init-secret-1");
 
-    await run(process.execPath, [CLI, "init", "--glm-key", "init-secret-2", "--force"], {
-      env,
-      cwd: home.path,
-    });
+    expect(
+      (await runCli(["init", "--glm-key", "init-secret-2", "--force"], { env, cwd: home.path })).code,
+    ).toBe(0);
     expect(readFileSync(path, "utf8")).toContain("init-secret-2");
     expect(statSync(path).mode & 0o777).toBe(0o600);
 
-    const { stdout } = await run(process.execPath, [CLI, "config", "--json"], { env, cwd: home.path });
+    const { stdout } = await runCli(["config", "--json"], { env, cwd: home.path });
     const view = JSON.parse(stdout) as { source: { file: string }; providers: Record<string, unknown> };
     expect(view.source.file).toBe(path);
     expect(Object.keys(view.providers)).toEqual(["glm"]);
@@ -257,10 +248,10 @@ describe("exai init and exai config", () => {
   it("config names where to put a file when none exists, and the file it read when one does", async () => {
     const env = codexEnv();
     const path = join(home.path, ".config", "exai", ".env");
-    const none = await run(process.execPath, [CLI, "config"], { env, cwd: home.path });
+    const none = await runCli(["config"], { env, cwd: home.path });
     expect(none.stdout).toContain(`configuration file: none — put one at ${path} (exai init`);
     writeUserFile("KIMI_API_KEY=k\n");
-    const some = await run(process.execPath, [CLI, "config"], { env, cwd: home.path });
+    const some = await runCli(["config"], { env, cwd: home.path });
     expect(some.stdout).toContain(`configuration file: ${path} (read`);
     expect(some.stdout).toMatch(/providers: kimi/);
   });

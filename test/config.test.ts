@@ -1,16 +1,14 @@
 /** Configuration and the timeout hierarchy (SPEC §3; issue acceptance i). */
-import { execFile } from "node:child_process";
 import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { promisify } from "node:util";
 import { describe, expect, it } from "vitest";
 import { loadConfig } from "../src/config/load.js";
 import { buildTimeoutConfig, summary, validateHierarchy } from "../src/config/timeouts.js";
 import { renderConfigTable, renderEnvExample } from "../src/config/variables.js";
 import { ExaiError } from "../src/base/errors.js";
-import { CLI, REPO_ROOT, tempDir } from "./support/harness.js";
+import { runCli } from "./support/cli.js";
+import { REPO_ROOT, tempDir } from "./support/harness.js";
 
-const run = promisify(execFile);
 const load = (env: Record<string, string>) => loadConfig({ env, cwd: REPO_ROOT, envFile: false });
 
 function problemsOf(env: Record<string, string>): { variables: string[]; message: string } {
@@ -167,24 +165,26 @@ describe("invalid values name the variable, the value and the rule", () => {
 });
 
 describe("exai config (the command)", () => {
+  // The command in-process (test/support/cli.ts): its output and exit code, not the process, are
+  // under test; config-home.test.ts runs the real `node dist/cli.js config` with only HOME and PATH.
   const env = (extra: Record<string, string>) => ({
     PATH: process.env.PATH ?? "",
     HOME: process.env.HOME ?? "",
     EXAI_ENV_FILE: "off",
     ...extra,
   });
+  const config = (args: string[], extra: Record<string, string> = {}) =>
+    runCli(["config", ...args], { env: env(extra), cwd: REPO_ROOT });
 
   it("prints the timeout table and the client timeout to set", async () => {
-    const { stdout } = await run(process.execPath, [CLI, "config"], { env: env({}), cwd: REPO_ROOT });
+    const { code, stdout } = await config([]);
+    expect(code).toBe(0);
     expect(stdout).toMatch(/client \(set this\)\s+112\.5/);
     expect(stdout).toMatch(/hierarchy valid: true/);
   });
 
   it("--json gives the summary", async () => {
-    const { stdout } = await run(process.execPath, [CLI, "config", "--json"], {
-      env: env({ WORKFLOW_TOOL_TIMEOUT_SECS: "46" }),
-      cwd: REPO_ROOT,
-    });
+    const { stdout } = await config(["--json"], { WORKFLOW_TOOL_TIMEOUT_SECS: "46" });
     const parsed = JSON.parse(stdout) as {
       timeouts: { infrastructure_timeouts: { daemon: number }; hierarchy_valid: boolean };
     };
@@ -197,30 +197,23 @@ describe("exai config (the command)", () => {
     [{ GLM_TIMEOUT_SECS: "45" }, "GLM_TIMEOUT_SECS"],
     [{ SIMPLE_TOOL_TIMEOUT_SECS: "abc" }, "SIMPLE_TOOL_TIMEOUT_SECS"],
   ])("exits 2 naming the variable for %o", async (extra, name) => {
-    const failure = await run(process.execPath, [CLI, "config"], { env: env(extra), cwd: REPO_ROOT }).then(
-      () => undefined,
-      (error: { code: number; stderr: string; stdout: string }) => error,
-    );
-    expect(failure?.code).toBe(2);
-    expect(failure?.stderr).toContain(name);
-    expect(failure?.stderr).not.toMatch(/\n\s+at /); // no stack trace
+    const failure = await config([], extra);
+    expect(failure.code).toBe(2);
+    expect(failure.stdout).toBe("");
+    expect(failure.stderr).toContain(name);
+    expect(failure.stderr).not.toMatch(/\n\s+at /); // no stack trace
   });
 
   it("--client codex prints a tool timeout ≥ the client timeout", async () => {
-    const { stdout } = await run(process.execPath, [CLI, "config", "--client", "codex"], {
-      env: env({}),
-      cwd: REPO_ROOT,
-    });
+    const { stdout } = await config(["--client", "codex"]);
     const timeout = Number(/tool_timeout_sec = (\d+)/.exec(stdout)?.[1]);
     expect(timeout).toBeGreaterThanOrEqual(112.5);
   });
 
   it("--client claude prints MCP_TOOL_TIMEOUT ≥ the client timeout (ms)", async () => {
-    const { stdout } = await run(process.execPath, [CLI, "config", "--client", "claude"], {
-      env: env({}),
-      cwd: REPO_ROOT,
-    });
-    expect(stdout).toMatch(/claude mcp add exai -- \/\S*node\S* \/\S*cli\.js stdio/);
+    const { stdout } = await config(["--client", "claude"]);
+    // In-process the CLI module is src/cli.ts; config-home.test.ts checks the built dist/cli.js path.
+    expect(stdout).toMatch(/claude mcp add exai -- \/\S*node\S* \/\S*cli\.[jt]s stdio/);
     expect(Number(/MCP_TOOL_TIMEOUT=(\d+)/.exec(stdout)?.[1])).toBeGreaterThanOrEqual(112_500);
   });
 });
