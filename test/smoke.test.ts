@@ -1,11 +1,11 @@
-/** `exai smoke` against the fake provider (passes) and an unreachable one (fails, naming the tools). */
-import { execFile } from "node:child_process";
-import { promisify } from "node:util";
+/**
+ * `exai smoke` against the fake provider (passes) and an unreachable one (fails, naming the tools).
+ * The command runs in-process (test/support/cli.ts): its report, output and exit code are under test.
+ */
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { startFakeProvider, type FakeProvider } from "../src/testing/fake-provider.js";
-import { clock, CLI, fastEnv, REPO_ROOT, tempDir } from "./support/harness.js";
-
-const run = promisify(execFile);
+import { runCli } from "./support/cli.js";
+import { clock, fastEnv, REPO_ROOT, tempDir } from "./support/harness.js";
 
 let fake: FakeProvider;
 let data: { path: string; cleanup: () => void };
@@ -43,17 +43,11 @@ async function smoke(
     HOME: process.env.HOME,
     ...fastEnv({ EXAI_DATA_DIR: data.path, ...env }),
   };
-  try {
-    const { stdout, stderr } = await run(process.execPath, [CLI, "smoke", "--json", ...args], {
-      env: fullEnv as NodeJS.ProcessEnv,
-      cwd: REPO_ROOT,
-      timeout: 120_000,
-    });
-    return { code: 0, report: JSON.parse(stdout) as Report, stderr };
-  } catch (error) {
-    const failure = error as { code: number; stdout: string; stderr: string };
-    return { code: failure.code, report: JSON.parse(failure.stdout) as Report, stderr: failure.stderr };
-  }
+  const { code, stdout, stderr } = await runCli(["smoke", "--json", ...args], {
+    env: fullEnv,
+    cwd: REPO_ROOT,
+  });
+  return { code, report: JSON.parse(stdout) as Report, stderr };
 }
 
 describe("exai smoke", () => {
@@ -108,11 +102,11 @@ describe("exai smoke", () => {
       HOME: process.env.HOME,
       ...fastEnv({ EXAI_DATA_DIR: data.path, GLM_API_KEY: "k", GLM_API_URL: fake.url }),
     };
-    const { stdout } = await run(
-      process.execPath,
-      [CLI, "smoke", "--tools", "chat,version", "--parallel", "2"],
-      { env: fullEnv as NodeJS.ProcessEnv, cwd: REPO_ROOT },
-    );
+    const { code, stdout } = await runCli(["smoke", "--tools", "chat,version", "--parallel", "2"], {
+      env: fullEnv,
+      cwd: REPO_ROOT,
+    });
+    expect(code).toBe(0);
     expect(stdout).toMatch(/^tool\s+status\s+seconds\s+budget\s+outcome\s+trace_id/m);
     expect(stdout).toMatch(/^chat\s+pass\s+\d+\.\d\d\s+3\.0\s+success\s+[0-9a-f]{32}/m);
     expect(stdout).toMatch(/4 passed, 0 failed, 0 skipped/);
