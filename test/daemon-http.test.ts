@@ -16,7 +16,7 @@ import { createLogger } from "../src/base/logging.js";
 import { createRuntime, type Runtime } from "../src/runtime/runtime.js";
 import { listTools } from "../src/mcp/server.js";
 import { startFakeProvider, type FakeProvider } from "../src/testing/fake-provider.js";
-import { freePort, runCleanups, type Cleanup } from "./support/daemon.js";
+import { freePort, runCleanups, slotCounts, type Cleanup } from "./support/daemon.js";
 import { CLI, fastEnv, makeConfig, providerEnv, REPO_ROOT, structured, tempDir } from "./support/harness.js";
 
 const cleanups: Cleanup[] = [];
@@ -100,6 +100,12 @@ describe("daemon HTTP: /health and /metrics", () => {
       providers: expect.arrayContaining(["glm", "kimi"]),
       inflight: { global: { inflight: 0, cap: 16 } },
     });
+    // The chaos tests' idle check reads these counts; a /health of another shape fails it.
+    expect(slotCounts(body)).toMatchObject({ global: 0, session: 0, calls: 0 });
+    expect(() => slotCounts({ ...body, inflight: { ...(body.inflight as object), global: 0 } })).toThrow(
+      /global\.inflight/,
+    );
+    expect(() => slotCounts({ status: "ok" })).toThrow(/inflight/);
     // Without the token: liveness only.
     expect(await (await fetch(`${base}/health`)).json()).toEqual({
       status: "ok",
@@ -342,6 +348,22 @@ describe("daemon process: secrets and graceful shutdown", () => {
     await fake.waitForRequests(1);
     child.kill("SIGTERM");
     // New connections are refused while draining; the call in flight still gets its result.
+    const refusedWhileDraining = await (async () => {
+      for (let tries = 0; tries < 50; tries++) {
+        const probe = new WebSocket(`ws://127.0.0.1:${port}/`);
+        cleanups.push(() => probe.terminate());
+        const opened = await new Promise<boolean>((resolve) => {
+          probe.once("open", () => resolve(true));
+          probe.once("error", () => resolve(false));
+        });
+        probe.terminate();
+        const answered = good.frames.some((frame) => frame.op === "call_tool_res");
+        if (!opened) return !answered;
+        await new Promise((resolve) => setTimeout(resolve, 10));
+      }
+      return false;
+    })();
+    expect(refusedWhileDraining).toBe(true);
     const code = await exited;
     expect(code).toBe(0);
     const result = good.frames.find((frame) => frame.op === "call_tool_res");

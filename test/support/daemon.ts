@@ -169,14 +169,44 @@ export async function startShim(
   return shim;
 }
 
-/** Resolves when every admission cap reported by /health is back at 0 in flight (polls up to 2 s). */
+/**
+ * The in-flight counts of every admission cap in a /health body (`inflight.global`, each
+ * `inflight.provider.*` / `inflight.tool.*`, and `inflight.session`). Throws when the body does not
+ * have that shape, so a changed /health fails the test instead of matching nothing.
+ */
+export function slotCounts(body: Record<string, unknown>): Record<string, number> {
+  const inflight = body.inflight as Record<string, unknown> | undefined;
+  const counts: Record<string, number> = {};
+  const take = (name: string, cap: unknown) => {
+    const value = (cap as { inflight?: unknown } | undefined)?.inflight;
+    if (typeof value !== "number")
+      throw new Error(`/health has no ${name}.inflight: ${JSON.stringify(body)}`);
+    counts[name] = value;
+  };
+  take("global", inflight?.global);
+  take("session", inflight?.session);
+  for (const kind of ["provider", "tool"] as const) {
+    const caps = inflight?.[kind];
+    if (typeof caps !== "object" || caps === null)
+      throw new Error(`/health has no inflight.${kind}: ${JSON.stringify(body)}`);
+    for (const [name, cap] of Object.entries(caps)) take(`${kind}.${name}`, cap);
+  }
+  if (typeof body.calls_inflight !== "number")
+    throw new Error(`/health has no calls_inflight: ${JSON.stringify(body)}`);
+  counts.calls = body.calls_inflight;
+  return counts;
+}
+
+/**
+ * Resolves when every admission cap reported by /health is back at 0 in flight, and no call is
+ * running (polls up to 2 s). Throws when /health lacks those counts.
+ */
 export async function expectAllSlotsFree(http: string): Promise<void> {
   const deadline = performance.now() + 2000;
   for (;;) {
-    const inflight = (await health(http)).inflight as Record<string, unknown>;
-    const values = JSON.stringify(inflight).match(/"inflight":\d+/g) ?? [];
-    if (values.every((value) => value === '"inflight":0')) return;
-    if (performance.now() > deadline) throw new Error(`slots still held: ${JSON.stringify(inflight)}`);
+    const counts = slotCounts(await health(http));
+    if (Object.values(counts).every((value) => value === 0)) return;
+    if (performance.now() > deadline) throw new Error(`slots still held: ${JSON.stringify(counts)}`);
     await sleep(20);
   }
 }
