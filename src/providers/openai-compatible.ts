@@ -99,7 +99,6 @@ export interface ProviderCallContext {
   budgetMs?: number;
   budgetLayer?: TimeoutLayer;
   traceId: string;
-  callKey?: string;
   onProgress?: (message: string) => void;
 }
 
@@ -121,8 +120,14 @@ export interface Provider {
   /**
    * A JSON request to another endpoint of the provider (files, web search), with the same
    * per-attempt timeouts and retries. `path` is relative to the base URL ("/files").
+   * Resolves to the parsed body and the attempts it took.
+   * @throws ExaiError as `chat` (the attempts in `details.attempts`).
    */
-  requestJson<T = unknown>(path: string, init: JsonRequestInit, context: ProviderCallContext): Promise<T>;
+  requestJson<T = unknown>(
+    path: string,
+    init: JsonRequestInit,
+    context: ProviderCallContext,
+  ): Promise<{ value: T; attempts: AttemptRecord[] }>;
   /** Closes the connection pool. */
   close(): Promise<void>;
 }
@@ -555,14 +560,14 @@ export function createOpenAICompatibleProvider(
       );
       return { ...value, attempts };
     },
-    async requestJson<T>(path: string, init: JsonRequestInit, context: ProviderCallContext): Promise<T> {
+    async requestJson<T>(path: string, init: JsonRequestInit, context: ProviderCallContext) {
       const responseBytes =
         dependencies.limits?.streamChars ?? dependencies.limits?.responseBytes ?? DEFAULT_RESPONSE_BYTES;
       const retryable = init.retry ?? init.method !== "POST";
       const total = retryable ? dependencies.retry.maxRetries + 1 : 1;
       const idempotencyKey = randomUUID();
-      const { value } = await withRetries(
-        async (attempt) => {
+      return withRetries(
+        async (attempt): Promise<T> => {
           // An upload's body takes time to send: its wait for the response is bounded by the
           // call's deadline rather than by the first-chunk timeout meant for chat completions.
           const waitMs = init.form
@@ -641,7 +646,6 @@ export function createOpenAICompatibleProvider(
           policy: { ...dependencies.retry, maxRetries: total - 1 },
         },
       );
-      return value;
     },
     async close() {
       await agent.close();

@@ -21,11 +21,13 @@ import type { Admission, Lease } from "../pipeline/admission.js";
 import type { Coalescer } from "../pipeline/coalesce.js";
 import { abortReason, now, raceSignal, sleep, startDeadline } from "../timing/deadline.js";
 import { backoffDelayMs } from "../timing/retry.js";
-import type { ChatResult, TokenUsage } from "../providers/openai-compatible.js";
+import type { ProviderName } from "../config/load.js";
+import type { Providers } from "../providers/index.js";
 import type { ResolvedModel } from "../providers/registry.js";
 import { parseArguments, type Services, type ToolContext, type ToolDefinition } from "../tools/framework.js";
 import type { Redactor } from "../base/redact.js";
 import { checkArgumentDepth } from "./arguments.js";
+import { createProviderPath, emptyUsage, type CallUsage } from "./provider-path.js";
 import { stableJson } from "../base/stable-json.js";
 
 export interface ProgressEvent {
@@ -65,7 +67,11 @@ export interface CallSummary {
   trace_id: string;
   call_key_hash: string;
   model?: string;
+  /** The model's provider, else the first provider the call sent a request to. */
   provider?: string;
+  /** Provider endpoints the call requested ("glm POST /web_search"), at most 10. */
+  endpoints?: string[];
+  /** HTTP attempts sent to providers (retries included). */
   attempts: number;
   duration_ms: number;
   queue_ms: number;
@@ -114,6 +120,8 @@ export interface Executor {
 
 export interface ExecutorDependencies {
   services: Services;
+  /** The configured providers: reached by tools only through their context's provider path. */
+  providers: Providers;
   tools: readonly ToolDefinition[];
   admission: Admission;
   coalescer: Coalescer;
@@ -166,7 +174,7 @@ export function createExecutor(dependencies: ExecutorDependencies): Executor {
   const admit = async (
     request: CallRequest,
     tool: ToolDefinition,
-    model: ResolvedModel | undefined,
+    provider: ProviderName | undefined,
     deadlineAt: number,
     signal: AbortSignal,
   ): Promise<Lease> => {
@@ -178,7 +186,7 @@ export function createExecutor(dependencies: ExecutorDependencies): Executor {
       try {
         return admission.acquire({
           tool: tool.name,
-          ...(model ? { provider: model.model.provider } : {}),
+          ...(provider ? { provider } : {}),
           ...(request.sessionId !== undefined ? { session: request.sessionId } : {}),
         });
       } catch (error) {
@@ -200,23 +208,20 @@ export function createExecutor(dependencies: ExecutorDependencies): Executor {
     request: CallRequest,
     context: {
       traceId: string;
-      callKey: string;
       deadlineAt: number;
       budgetMs: number;
       layer: TimeoutLayer;
       model: ResolvedModel | undefined;
+      admittedProvider: ProviderName | undefined;
     },
     signal: AbortSignal,
     phase: { message: string },
-    usage: { attempts: number; usage: TokenUsage },
+    usage: CallUsage,
   ): Promise<Record<string, unknown>> => {
     const files = services.files(request.roots);
-    let modelCalls = 0;
-    let admittedSlotUsed = false;
     const toolContext: ToolContext = {
       tool: tool.name,
       traceId: context.traceId,
-      callKey: context.callKey,
       signal,
       deadlineAt: context.deadlineAt,
       budgetMs: context.budgetMs,
@@ -228,59 +233,20 @@ export function createExecutor(dependencies: ExecutorDependencies): Executor {
       progress: (message) => {
         phase.message = message;
       },
-      async callModel(call) {
-        // The admitted model's provider slot covers its first call; any other model call (consensus
-        // consults several) takes a slot of its own, so one call cannot exceed a provider's cap.
-        const covered = !admittedSlotUsed && context.model?.model.provider === call.model.model.provider;
-        if (covered) admittedSlotUsed = true;
-        const extraSlot = covered ? undefined : admission.acquireProvider(call.model.model.provider);
-        const provider = services.providers[call.model.model.provider];
-        if (!provider) {
-          throw new ExaiError(
-            "NO_PROVIDER",
-            `model ${call.model.model.id} needs the ${call.model.model.provider} provider, which is not configured`,
-            {
-              details: { model: call.model.model.id },
-            },
-          );
-        }
-        const { budgetMs: subBudget, layer: subLayer, model, ...rest } = call;
-        const sub =
-          subBudget !== undefined && subBudget < context.deadlineAt - now()
-            ? startDeadline(subBudget, subLayer ?? "expert", signal)
-            : undefined;
-        try {
-          const result: ChatResult = await provider.chat(
-            { ...rest, model: model.model },
-            {
-              signal: sub?.signal ?? signal,
-              deadlineAt: sub?.at ?? context.deadlineAt,
-              budgetMs: sub?.budgetMs ?? context.budgetMs,
-              budgetLayer: sub?.layer ?? context.layer,
-              traceId: context.traceId,
-              // Each model call of a tool call gets its own key (consensus calls several models); the
-              // provider retries one model call with the same key.
-              callKey: `${context.callKey}:${++modelCalls}`,
-              onProgress: (message) => {
-                phase.message = message;
-              },
-            },
-          );
-          usage.attempts += result.attempts.length;
-          usage.usage.promptTokens += result.usage.promptTokens;
-          usage.usage.completionTokens += result.usage.completionTokens;
-          usage.usage.totalTokens += result.usage.totalTokens;
-          return result;
-        } catch (error) {
-          const attempts = (ExaiError.is(error) ? error.details.attempts : undefined) as
-            unknown[] | undefined;
-          usage.attempts += attempts?.length ?? 1;
-          throw error;
-        } finally {
-          sub?.dispose();
-          extraSlot?.release();
-        }
-      },
+      ...createProviderPath({
+        providers: dependencies.providers,
+        admission,
+        admittedProvider: context.admittedProvider,
+        traceId: context.traceId,
+        signal,
+        deadlineAt: context.deadlineAt,
+        budgetMs: context.budgetMs,
+        layer: context.layer,
+        progress: (message) => {
+          phase.message = message;
+        },
+        usage,
+      }),
     };
     const result = await tool.run(args, toolContext);
     const metadata = (result.metadata as Record<string, unknown> | undefined) ?? {};
@@ -308,7 +274,7 @@ export function createExecutor(dependencies: ExecutorDependencies): Executor {
     let callKey = request.callKey ?? "";
     let queueMs = 0;
     let coalesced = false;
-    const usage = { attempts: 0, usage: { promptTokens: 0, completionTokens: 0, totalTokens: 0 } };
+    const usage = emptyUsage();
     const controller = new AbortController();
     running.add(controller);
     let lease: Lease | undefined;
@@ -322,7 +288,11 @@ export function createExecutor(dependencies: ExecutorDependencies): Executor {
         tool: tool?.name ?? normaliseToolName(request.tool),
         trace_id: traceId,
         call_key_hash: hash(callKey || traceId),
-        ...(model ? { model: model.model.id, provider: model.model.provider } : {}),
+        ...(model ? { model: model.model.id } : {}),
+        ...(model || usage.providers[0]
+          ? { provider: model?.model.provider ?? (usage.providers[0] as string) }
+          : {}),
+        ...(usage.endpoints.length > 0 ? { endpoints: [...usage.endpoints] } : {}),
         attempts: usage.attempts,
         duration_ms: Math.round(duration * 10) / 10,
         queue_ms: Math.round(queueMs * 10) / 10,
@@ -384,7 +354,8 @@ export function createExecutor(dependencies: ExecutorDependencies): Executor {
 
       const currentTool = tool;
       const queueStart = now();
-      lease = await admit(request, currentTool, model, deadlineAt, signal);
+      const admittedProvider = model?.model.provider ?? tool.selectProvider?.(args, services);
+      lease = await admit(request, currentTool, admittedProvider, deadlineAt, signal);
       queueMs = now() - queueStart;
 
       // Calls only share an execution when they would read files through the same sandbox.
@@ -411,7 +382,7 @@ export function createExecutor(dependencies: ExecutorDependencies): Executor {
         }, interval);
         heartbeat.unref();
       }
-      const context = { traceId, callKey, deadlineAt, budgetMs, layer, model };
+      const context = { traceId, deadlineAt, budgetMs, layer, model, admittedProvider };
       let result: Record<string, unknown>;
       if (canCoalesce) {
         // The shared execution runs under its own deadline (the same budget) and is aborted only

@@ -96,7 +96,6 @@ export function createRuntime(config: Config, options: RuntimeOptions): Runtime 
   const services: Services = {
     config,
     registry,
-    providers,
     store,
     tokens: getTokenCounter(),
     logger,
@@ -135,6 +134,7 @@ export function createRuntime(config: Config, options: RuntimeOptions): Runtime 
   // stats() above reads `executor` only when called, after this line has run.
   const executor: Executor = createExecutor({
     services,
+    providers,
     tools,
     admission,
     coalescer: createCoalescer(),

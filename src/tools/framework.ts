@@ -5,14 +5,13 @@
  * `structuredContent`) or throws an ExaiError (sent as an `isError` result).
  */
 import { z } from "zod";
-import type { Config } from "../config/load.js";
+import type { Config, ProviderName } from "../config/load.js";
 import { ExaiError, type TimeoutLayer } from "../base/errors.js";
 import type { FileReader } from "../files/reader.js";
 import type { Logger } from "../base/logging.js";
 import type { TokenCounter } from "../memory/tokenizer.js";
 import type { AdmissionSnapshot } from "../pipeline/admission.js";
-import type { Providers } from "../providers/index.js";
-import type { ChatRequest, ChatResult } from "../providers/openai-compatible.js";
+import type { ChatRequest, ChatResult, JsonRequestInit } from "../providers/openai-compatible.js";
 import type { ModelRegistry, ResolvedModel } from "../providers/registry.js";
 import type { Store } from "../store/store.js";
 
@@ -41,7 +40,6 @@ export interface RuntimeStats {
 export interface Services {
   config: Config;
   registry: ModelRegistry;
-  providers: Providers;
   store: Store;
   tokens: TokenCounter;
   logger: Logger;
@@ -62,10 +60,21 @@ export interface ModelCall extends Omit<ChatRequest, "model"> {
   layer?: TimeoutLayer;
 }
 
+/** A request to a provider endpoint other than chat (files, web search, model list). */
+export interface ProviderRequest extends JsonRequestInit {
+  provider: ProviderName;
+  /** Relative to the provider's base URL: "/files", "/web_search". */
+  path: string;
+  /** A tighter budget for this request (a health probe), ms; clipped to the call's deadline. */
+  budgetMs?: number;
+  layer?: TimeoutLayer;
+  /** Appended to the TIMEOUT message when that tighter budget runs out ("the provider did not answer…"). */
+  timeoutHint?: string;
+}
+
 export interface ToolContext {
   readonly tool: string;
   readonly traceId: string;
-  readonly callKey: string;
   readonly signal: AbortSignal;
   /** Absolute deadline, ms on the monotonic clock. */
   readonly deadlineAt: number;
@@ -84,6 +93,19 @@ export interface ToolContext {
    * @throws ExaiError NO_PROVIDER, TIMEOUT, RATE_LIMITED, PROVIDER_ERROR, CANCELLED…
    */
   callModel(request: ModelCall): Promise<ChatResult>;
+  /**
+   * One HTTP request to a provider endpoint (files, web search, `/models`), inside this call's
+   * deadline (or `budgetMs`, if smaller), under a slot of the provider's cap
+   * (EXAI_WS_<P>_MAX_INFLIGHT), retried when idempotent; its attempts count in the CALL SUMMARY.
+   * Resolves to the parsed JSON body (`responseType: "text"`: the body as a string).
+   * @throws ExaiError NO_PROVIDER, OVER_CAPACITY, TIMEOUT, RATE_LIMITED, PROVIDER_ERROR, MODEL_NOT_FOUND (404), CANCELLED.
+   */
+  providerRequest<T = unknown>(request: ProviderRequest): Promise<T>;
+  /**
+   * The chat-completions body `callModel(request)` would send (first round), without network access.
+   * @throws ExaiError NO_PROVIDER.
+   */
+  previewChatBody(request: ModelCall): Record<string, unknown>;
 }
 
 export interface ToolDefinition<A = Record<string, unknown>> {
@@ -94,6 +116,11 @@ export interface ToolDefinition<A = Record<string, unknown>> {
   annotations?: ToolAnnotations;
   /** The model this call will use, when it uses one (resolved before admission, so the provider cap applies). */
   selectModel?(args: A, services: Services): ResolvedModel | undefined;
+  /**
+   * The provider a call without a model talks to (files, web search): admission takes a slot of
+   * its cap before the call runs, as it does for the provider of `selectModel`'s model.
+   */
+  selectProvider?(args: A, services: Services): ProviderName | undefined;
   run(args: A, context: ToolContext): Promise<Record<string, unknown>>;
 }
 

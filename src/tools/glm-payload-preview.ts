@@ -31,10 +31,10 @@ export const glmPayloadPreviewTool = defineTool({
   async run(args, context) {
     const oversized = oversizedPrompt("prompt", args.prompt);
     if (oversized) return oversized;
-    const provider = requireProvider(context.services, "glm", TOOL);
+    requireProvider(context.services, "glm", TOOL);
     const model = resolveProviderModel(context.services, "glm", args.model, TOOL);
-    const body = provider.previewBody({
-      model: model.model,
+    const body = context.previewChatBody({
+      model,
       messages: [
         { role: "system", content: CHAT_SYSTEM_PROMPT },
         { role: "user", content: args.prompt },

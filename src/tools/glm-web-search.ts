@@ -11,7 +11,7 @@
  */
 import { z } from "zod";
 import { defineTool } from "./framework.js";
-import { providerContext, requireProvider } from "./provider-support.js";
+import { requireProvider } from "./provider-support.js";
 
 export const GLM_DEFAULT_SEARCH_ENGINE = "search-prime";
 
@@ -36,8 +36,9 @@ export const glmWebSearchTool = defineTool({
   description: "Web search with Z.ai's search API: titles, links, snippets, dates.",
   annotations: { title: "GLM: web search", readOnlyHint: true, openWorldHint: true },
   schema,
+  selectProvider: () => "glm",
   async run(args, context) {
-    const provider = requireProvider(context.services, "glm", "glm_web_search");
+    requireProvider(context.services, "glm", "glm_web_search");
     const engine = args.search_engine || GLM_DEFAULT_SEARCH_ENGINE;
     const body = {
       search_engine: engine,
@@ -48,11 +49,13 @@ export const glmWebSearchTool = defineTool({
     };
     context.progress(`searching the web with ${engine}`);
     // A search is a read: retrying it on a 5xx / timeout is safe.
-    const response = await provider.requestJson<SearchResponse>(
-      "/web_search",
-      { method: "POST", json: body, retry: true },
-      providerContext(context),
-    );
+    const response = await context.providerRequest<SearchResponse>({
+      provider: "glm",
+      path: "/web_search",
+      method: "POST",
+      json: body,
+      retry: true,
+    });
     const results = (response.search_result ?? []).map((item) => ({
       title: item.title,
       link: item.link,

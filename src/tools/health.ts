@@ -1,14 +1,14 @@
 /**
  * health — is each provider reachable? One `GET {base}/models` per configured provider, in
  * parallel, each under its own short deadline (min(3 s, what is left of the call)) and without
- * retries, so one dead provider cannot hold the answer up. Never fails because a provider does:
+ * retries, so one dead provider cannot hold the answer up. Each probe takes a slot of its
+ * provider's cap; a provider whose cap is full is reported "busy" instead of probed. Never fails because a provider does:
  * each gets reachable / unreachable / not_configured, latency and the error code.
  */
 import { z } from "zod";
 import { PROVIDER_NAMES, type ProviderName } from "../config/load.js";
 import { ExaiError, toExaiError } from "../base/errors.js";
-import { now, startDeadline } from "../timing/deadline.js";
-import type { Provider } from "../providers/openai-compatible.js";
+import { now } from "../timing/deadline.js";
 import { defineTool, type ToolContext } from "./framework.js";
 import { PROVIDER_VARIABLE } from "./provider-support.js";
 
@@ -17,28 +17,19 @@ export const HEALTH_PROBE_MS = 3000;
 /** Left for building the answer after the probes, ms. */
 const ANSWER_MARGIN_MS = 50;
 
-async function probe(context: ToolContext, name: ProviderName, provider: Provider) {
+async function probe(context: ToolContext, name: ProviderName) {
   const budgetMs = Math.max(1, Math.min(HEALTH_PROBE_MS, context.remainingMs() - ANSWER_MARGIN_MS));
-  const deadline = startDeadline(
-    budgetMs,
-    "tool",
-    context.signal,
-    "health probe; the provider did not answer GET /models",
-  );
   const started = now();
   try {
-    const response = await provider.requestJson<{ data?: unknown }>(
-      "/models",
-      { method: "GET", retry: false },
-      {
-        signal: deadline.signal,
-        deadlineAt: deadline.at,
-        budgetMs,
-        budgetLayer: "tool",
-        traceId: context.traceId,
-        callKey: context.callKey,
-      },
-    );
+    const response = await context.providerRequest<{ data?: unknown }>({
+      provider: name,
+      path: "/models",
+      method: "GET",
+      retry: false,
+      budgetMs,
+      layer: "tool",
+      timeoutHint: "health probe; the provider did not answer GET /models",
+    });
     return {
       provider: name,
       status: "reachable",
@@ -50,16 +41,16 @@ async function probe(context: ToolContext, name: ProviderName, provider: Provide
     const httpStatus = failure.details.status as number | undefined;
     return {
       provider: name,
-      // Any HTTP answer means the endpoint is up; 401/403 then say the key is wrong.
-      status: httpStatus !== undefined ? "reachable" : "unreachable",
+      // Any HTTP answer means the endpoint is up; 401/403 then say the key is wrong. A full
+      // provider cap (EXAI_WS_<P>_MAX_INFLIGHT) means it was not probed: it is busy, not down.
+      status:
+        httpStatus !== undefined ? "reachable" : failure.code === "OVER_CAPACITY" ? "busy" : "unreachable",
       latency_ms: Math.round(now() - started),
       ...(httpStatus !== undefined ? { http_status: httpStatus } : {}),
       ...(httpStatus === 401 || httpStatus === 403 ? { auth: "rejected" } : {}),
       error_code: failure.code,
       message: failure.message,
     };
-  } finally {
-    deadline.dispose();
   }
 }
 
@@ -73,11 +64,10 @@ export const healthTool = defineTool({
     context.progress("probing providers");
     const providers = await Promise.all(
       PROVIDER_NAMES.map((name) => {
-        const provider = context.services.providers[name];
-        if (!provider) {
+        if (!context.services.registry.configuredProviders().includes(name)) {
           return Promise.resolve({ provider: name, status: "not_configured", set: PROVIDER_VARIABLE[name] });
         }
-        return probe(context, name, provider);
+        return probe(context, name);
       }),
     );
     const configured = providers.filter((item) => item.status !== "not_configured");

@@ -9,14 +9,7 @@
 import { z } from "zod";
 import { invalidArgument } from "../base/errors.js";
 import { defineTool, type ToolContext } from "./framework.js";
-import {
-  isNotFound,
-  mapLimited,
-  providerContext,
-  requireProvider,
-  storeProviderKey,
-} from "./provider-support.js";
-import type { Provider } from "../providers/openai-compatible.js";
+import { isNotFound, mapLimited, requireProvider, storeProviderKey } from "./provider-support.js";
 
 const TOOL = "kimi_manage_files";
 const DEFAULT_CLEANUP_HOURS = 24;
@@ -42,12 +35,12 @@ interface RemoteFile {
   status?: string;
 }
 
-async function listRemote(context: ToolContext, provider: Provider): Promise<RemoteFile[]> {
-  const response = await provider.requestJson<{ data?: unknown }>(
-    "/files",
-    { method: "GET" },
-    providerContext(context),
-  );
+async function listRemote(context: ToolContext): Promise<RemoteFile[]> {
+  const response = await context.providerRequest<{ data?: unknown }>({
+    provider: "kimi",
+    path: "/files",
+    method: "GET",
+  });
   const data = Array.isArray(response.data) ? response.data : [];
   return data.filter((item): item is RemoteFile => typeof (item as RemoteFile | null)?.id === "string");
 }
@@ -55,16 +48,15 @@ async function listRemote(context: ToolContext, provider: Provider): Promise<Rem
 /** Deletes one file at Moonshot and in the Store; a file already gone counts as not deleted. */
 async function deleteOne(
   context: ToolContext,
-  provider: Provider,
   fileId: string,
 ): Promise<{ file_id: string; deleted: boolean; note?: string }> {
   const key = storeProviderKey("kimi", "file-extract");
   try {
-    await provider.requestJson(
-      `/files/${encodeURIComponent(fileId)}`,
-      { method: "DELETE" },
-      providerContext(context),
-    );
+    await context.providerRequest({
+      provider: "kimi",
+      path: `/files/${encodeURIComponent(fileId)}`,
+      method: "DELETE",
+    });
   } catch (error) {
     if (!isNotFound(error)) throw error;
     await context.services.store.deleteFile(key, fileId);
@@ -81,15 +73,16 @@ export const kimiManageFilesTool = defineTool({
     "Kimi file storage: list, delete a file_id, or cleanup files exai uploaded over older_than_hours ago.",
   annotations: { title: "Kimi: manage files", destructiveHint: true, openWorldHint: true },
   schema,
+  selectProvider: () => "kimi",
   async run(args, context) {
-    const provider = requireProvider(context.services, "kimi", TOOL);
+    requireProvider(context.services, "kimi", TOOL);
     const { store } = context.services;
     const key = storeProviderKey("kimi", "file-extract");
     if (args.action === "delete") {
       if (args.file_id === undefined) throw invalidArgument("file_id", "required for action delete");
-      return { status: "success", action: "delete", ...(await deleteOne(context, provider, args.file_id)) };
+      return { status: "success", action: "delete", ...(await deleteOne(context, args.file_id)) };
     }
-    const [remote, known] = await Promise.all([listRemote(context, provider), store.listFiles(key)]);
+    const [remote, known] = await Promise.all([listRemote(context), store.listFiles(key)]);
     const knownIds = new Set(known.map((file) => file.providerFileId));
     if (args.action === "list") {
       return {
@@ -119,7 +112,7 @@ export const kimiManageFilesTool = defineTool({
     context.progress(`deleting ${old.length} file(s)`);
     const results = await mapLimited(old, DELETE_CONCURRENCY, async (file) => {
       try {
-        return await deleteOne(context, provider, file.id);
+        return await deleteOne(context, file.id);
       } catch (error) {
         // One failed delete must not hide the others: report it per file.
         return {

@@ -38,12 +38,10 @@ export async function extractFiles(
   paths: readonly string[],
   tool: string,
 ): Promise<ExtractedLocalFile[]> {
-  const provider = requireProvider(context.services, "kimi", tool);
+  requireProvider(context.services, "kimi", tool);
   const files = await readLocalFiles(context, paths, "files");
   const unique = [...new Map(files.map((file) => [file.sha256, file])).values()];
-  const extracted = await mapLimited(unique, UPLOAD_CONCURRENCY, (file) =>
-    uploadAndExtract(context, provider, file),
-  );
+  const extracted = await mapLimited(unique, UPLOAD_CONCURRENCY, (file) => uploadAndExtract(context, file));
   const bySha = new Map(unique.map((file, index) => [file.sha256, extracted[index] as ExtractedFile]));
   return files.map((file) => ({ file, extracted: bySha.get(file.sha256) as ExtractedFile }));
 }
@@ -55,6 +53,7 @@ export const kimiUploadAndExtractTool = defineTool({
     "Upload files to Kimi file-extract (PDF, Office, code…); returns each file's text as a system message. Same content is uploaded once.",
   annotations: { title: "Kimi: upload and extract", openWorldHint: true },
   schema,
+  selectProvider: () => "kimi",
   async run(args, context) {
     const results = await extractFiles(context, args.files, "kimi_upload_and_extract");
     return {

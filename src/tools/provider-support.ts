@@ -14,7 +14,6 @@ import { createHash } from "node:crypto";
 import { basename } from "node:path";
 import type { ProviderName } from "../config/load.js";
 import { ExaiError, invalidArgument } from "../base/errors.js";
-import type { Provider, ProviderCallContext } from "../providers/openai-compatible.js";
 import type { ResolvedModel } from "../providers/registry.js";
 import { oversizedPrompt } from "./common.js";
 import type { Services, ToolContext } from "./framework.js";
@@ -39,26 +38,17 @@ export const MAX_UPLOAD_FILES = 20;
 /** Z.ai keeps uploads 180 days (docs.z.ai file-upload); older records are uploaded again. */
 const GLM_RETENTION_MS = 180 * 24 * 3_600_000;
 
-/** The ProviderCallContext of a tool call: its signal, deadline, trace_id, call_key and progress. */
-export function providerContext(context: ToolContext): ProviderCallContext {
-  return {
-    signal: context.signal,
-    deadlineAt: context.deadlineAt,
-    budgetMs: context.budgetMs,
-    budgetLayer: context.layer,
-    traceId: context.traceId,
-    callKey: context.callKey,
-    onProgress: (message) => context.progress(message),
-  };
+/** The provider's name as shown in messages: "GLM (Z.ai)", "Kimi (Moonshot)". */
+export function providerLabel(name: ProviderName): string {
+  return PROVIDER_LABEL[name];
 }
 
 /**
- * The configured provider `name`.
+ * Checks that provider `name` is configured; returns `name`.
  * @throws ExaiError NO_PROVIDER naming the variable to set (GLM_API_KEY / KIMI_API_KEY).
  */
-export function requireProvider(services: Services, name: ProviderName, tool: string): Provider {
-  const provider = services.providers[name];
-  if (provider) return provider;
+export function requireProvider(services: Services, name: ProviderName, tool: string): ProviderName {
+  if (services.registry.configuredProviders().includes(name)) return name;
   throw new ExaiError(
     "NO_PROVIDER",
     `${tool} needs the ${PROVIDER_LABEL[name]} provider, which is not configured: set ${PROVIDER_VARIABLE[name]} in the environment or .env and restart`,
@@ -214,32 +204,31 @@ export function storeProviderKey(provider: ProviderName, purpose: string): strin
  */
 export async function uploadOnce(
   context: ToolContext,
-  provider: Provider,
+  provider: ProviderName,
   file: LocalFile,
   purpose: string,
 ): Promise<Upload> {
   const { store } = context.services;
-  const key = storeProviderKey(provider.name, purpose);
+  const key = storeProviderKey(provider, purpose);
   const known = await store.findFile(file.sha256, key);
   const expired =
-    provider.name === "glm" && known !== undefined && Date.now() - known.createdAt > GLM_RETENTION_MS;
+    provider === "glm" && known !== undefined && Date.now() - known.createdAt > GLM_RETENTION_MS;
   if (known && !expired) return { fileId: known.providerFileId, reused: true };
   context.progress(
-    `uploading ${file.filename} (${file.bytes.toLocaleString("en-US")} bytes) to ${provider.label}`,
+    `uploading ${file.filename} (${file.bytes.toLocaleString("en-US")} bytes) to ${PROVIDER_LABEL[provider]}`,
   );
-  const response = await provider.requestJson<{ id?: unknown }>(
-    "/files",
-    {
-      method: "POST",
-      form: { fields: { purpose }, file: { name: file.filename, content: file.content } },
-    },
-    providerContext(context),
-  );
+  // An upload is not idempotent: sent once, never retried.
+  const response = await context.providerRequest<{ id?: unknown }>({
+    provider,
+    path: "/files",
+    method: "POST",
+    form: { fields: { purpose }, file: { name: file.filename, content: file.content } },
+  });
   if (typeof response.id !== "string" || response.id === "") {
     throw new ExaiError(
       "PROVIDER_ERROR",
-      `${provider.label} POST /files: the response has no file id (${JSON.stringify(response).slice(0, 200)})`,
-      { details: { provider: provider.name } },
+      `${PROVIDER_LABEL[provider]} POST /files: the response has no file id (${JSON.stringify(response).slice(0, 200)})`,
+      { details: { provider } },
     );
   }
   await store.putFile({
@@ -269,36 +258,28 @@ export interface ExtractedFile extends Upload {
  * Uploads (once) and extracts a file with Moonshot's file-extract. When a reused file id is gone at
  * the provider (deleted or expired), the stale record is dropped and the file is uploaded again.
  */
-export async function uploadAndExtract(
-  context: ToolContext,
-  provider: Provider,
-  file: LocalFile,
-): Promise<ExtractedFile> {
-  let upload = await uploadOnce(context, provider, file, "file-extract");
+export async function uploadAndExtract(context: ToolContext, file: LocalFile): Promise<ExtractedFile> {
+  let upload = await uploadOnce(context, "kimi", file, "file-extract");
   let raw: string;
   try {
-    raw = await fetchContent(context, provider, upload.fileId, file.filename);
+    raw = await fetchContent(context, upload.fileId, file.filename);
   } catch (error) {
     if (!upload.reused || !isNotFound(error)) throw error;
-    await context.services.store.deleteFile(storeProviderKey(provider.name, "file-extract"), upload.fileId);
-    upload = await uploadOnce(context, provider, file, "file-extract");
-    raw = await fetchContent(context, provider, upload.fileId, file.filename);
+    await context.services.store.deleteFile(storeProviderKey("kimi", "file-extract"), upload.fileId);
+    upload = await uploadOnce(context, "kimi", file, "file-extract");
+    raw = await fetchContent(context, upload.fileId, file.filename);
   }
   return { ...upload, raw, text: envelopeText(raw) };
 }
 
-async function fetchContent(
-  context: ToolContext,
-  provider: Provider,
-  fileId: string,
-  filename: string,
-): Promise<string> {
-  context.progress(`extracting ${filename} with ${provider.label}`);
-  return provider.requestJson<string>(
-    `/files/${encodeURIComponent(fileId)}/content`,
-    { method: "GET", responseType: "text" },
-    providerContext(context),
-  );
+async function fetchContent(context: ToolContext, fileId: string, filename: string): Promise<string> {
+  context.progress(`extracting ${filename} with ${PROVIDER_LABEL.kimi}`);
+  return context.providerRequest<string>({
+    provider: "kimi",
+    path: `/files/${encodeURIComponent(fileId)}/content`,
+    method: "GET",
+    responseType: "text",
+  });
 }
 
 /** The `content` of Moonshot's `{content, file_type, filename, …}` envelope, else the body itself. */

@@ -35,14 +35,14 @@ export const smartFileQueryTool = defineTool({
   async run(args, context) {
     const oversized = oversizedPrompt("question", args.question);
     if (oversized) return oversized;
-    const provider = requireProvider(context.services, "kimi", TOOL);
+    requireProvider(context.services, "kimi", TOOL);
     const model = context.model ?? resolveProviderModel(context.services, "kimi", args.model, TOOL);
     const files = await readLocalFiles(context, [args.file], "file");
     const file = files[0];
     if (!file || files.length > 1) {
       throw invalidArgument("file", `${args.file} is a directory; pass the path of one file`);
     }
-    const extracted = await uploadAndExtract(context, provider, file);
+    const extracted = await uploadAndExtract(context, file);
     context.progress(`calling ${model.model.id}`);
     const result = await context.callModel({
       model,
