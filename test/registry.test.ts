@@ -1,7 +1,7 @@
 /** The model registry: catalogue, aliases, retired ids, allow-lists, `auto`, unknown names (SPEC §5). */
 import { describe, expect, it } from "vitest";
 import { thinkingFields } from "../src/providers/openai-compatible.js";
-import { createModelRegistry } from "../src/providers/registry.js";
+import { createModelRegistry, loadCatalogue, parseCatalogue } from "../src/providers/registry.js";
 import { makeConfig } from "./support/harness.js";
 
 const registry = (env: Record<string, string> = {}) =>
@@ -89,5 +89,39 @@ describe("model registry", () => {
     });
     expect(thinkingFields(effort, "low")).toMatchObject({ reasoning_effort: "low" });
     expect(thinkingFields(none, "high")).toEqual({});
+  });
+});
+
+describe("catalogue parsing", () => {
+  const model = {
+    id: "glm-test",
+    provider: "glm",
+    contextWindow: 1000,
+    maxOutput: 100,
+    thinking: "toggle",
+    thinkingDefault: false,
+    images: false,
+    webSearch: false,
+    temperature: null,
+    aliases: [],
+    description: "test model",
+  };
+
+  it("the shipped catalogue parses, and every model has a known provider and thinking switch", () => {
+    const models = loadCatalogue();
+    expect(models.length).toBeGreaterThan(5);
+    for (const entry of models) {
+      expect(["glm", "kimi", "custom"]).toContain(entry.provider);
+      expect(["none", "toggle", "effort"]).toContain(entry.thinking);
+    }
+  });
+
+  it("an entry with a wrong field fails at load, naming the entry and the field", () => {
+    expect(parseCatalogue(JSON.stringify({ models: [model] }))[0]?.id).toBe("glm-test");
+    const broken = JSON.stringify({ models: [model, { ...model, id: "x", thinking: "sometimes" }] });
+    expect(() => parseCatalogue(broken)).toThrow(/catalogue is invalid at models\.1\.thinking/);
+    const misspelt = JSON.stringify({ models: [{ ...model, maxOuptut: 100 }] });
+    expect(() => parseCatalogue(misspelt)).toThrow(/models\.0/);
+    expect(() => parseCatalogue("{")).toThrow(/not JSON/);
   });
 });

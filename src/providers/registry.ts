@@ -3,7 +3,8 @@
  * that a model name the catalogue does not know is still accepted when its provider is unambiguous.
  */
 import { readFileSync } from "node:fs";
-import type { Config, ProviderName } from "../config/load.js";
+import { z } from "zod";
+import { PROVIDER_NAMES, type Config, type ProviderName } from "../config/load.js";
 import { ExaiError } from "../base/errors.js";
 
 export type ThinkingSupport = "none" | "toggle" | "effort";
@@ -36,10 +37,60 @@ export interface ResolvedModel {
   note?: string;
 }
 
-/** Loads the catalogue shipped beside the compiled code. */
+/** One model of catalogue.json: the shape `ModelInfo` is checked against at load. */
+const catalogueModelSchema = z.strictObject({
+  id: z.string().min(1),
+  provider: z.enum(PROVIDER_NAMES),
+  contextWindow: z.number().int().positive(),
+  maxOutput: z.number().int().positive(),
+  thinking: z.enum(["none", "toggle", "effort"]),
+  thinkingDefault: z.boolean(),
+  images: z.boolean(),
+  webSearch: z.boolean(),
+  temperature: z.object({ min: z.number(), max: z.number(), default: z.number() }).nullable(),
+  aliases: z.array(z.string().min(1)),
+  retiredAliases: z.array(z.string().min(1)).optional(),
+  description: z.string(),
+});
+
+const catalogueSchema = z.object({
+  $comment: z.string().optional(),
+  models: z.array(catalogueModelSchema).min(1),
+});
+
+/**
+ * Parses the catalogue's JSON text (`{models: ModelInfo[]}`).
+ * @throws ExaiError INTERNAL naming the first invalid entry and field: the shipped file is broken.
+ */
+export function parseCatalogue(text: string): ModelInfo[] {
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch (error) {
+    throw new ExaiError(
+      "INTERNAL",
+      `the model catalogue is not JSON (${(error as Error).message}); reinstall exai-mcp`,
+    );
+  }
+  const parsed = catalogueSchema.safeParse(json);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0];
+    const where = issue ? issue.path.map(String).join(".") : "catalogue";
+    throw new ExaiError(
+      "INTERNAL",
+      `the model catalogue is invalid at ${where}: ${issue?.message ?? "unknown"}; reinstall exai-mcp`,
+      { details: { field: where } },
+    );
+  }
+  return parsed.data.models.map(({ retiredAliases, ...model }) => ({
+    ...model,
+    ...(retiredAliases ? { retiredAliases } : {}),
+  }));
+}
+
+/** Loads and parses the catalogue shipped beside the compiled code. */
 export function loadCatalogue(): ModelInfo[] {
-  const text = readFileSync(new URL("./catalogue.json", import.meta.url), "utf8");
-  return (JSON.parse(text) as { models: ModelInfo[] }).models;
+  return parseCatalogue(readFileSync(new URL("./catalogue.json", import.meta.url), "utf8"));
 }
 
 const PROVIDER_KEY: Record<ProviderName, string> = {
