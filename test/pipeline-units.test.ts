@@ -15,12 +15,12 @@ const retryable = (message = "boom") =>
   new ExaiError("PROVIDER_ERROR", message, { retryable: true, details: { status: 503 } });
 
 describe("backoff", () => {
-  it("doubles from 0.5 s, is capped at 8 s, and keeps half of it fixed (equal jitter)", () => {
+  it("draws full jitter: uniform in [0, min(8 s, 0.5 s · 2^(n−1)))", () => {
     const low = { ...policy, random: () => 0 };
     const high = { ...policy, random: () => 0.999999 };
-    expect(backoffDelayMs(1, low)).toBe(250);
+    expect(backoffDelayMs(1, low)).toBe(0);
     expect(backoffDelayMs(1, high)).toBeCloseTo(500, 0);
-    expect(backoffDelayMs(3, low)).toBe(1000);
+    expect(backoffDelayMs(3, high)).toBeCloseTo(2000, 0);
     expect(backoffDelayMs(10, high)).toBeCloseTo(8000, 0);
   });
 
@@ -47,7 +47,7 @@ describe("withRetries", () => {
         return "ok";
       },
       {
-        policy: { ...policy, random: () => 0 },
+        policy: { ...policy, random: () => 0.5 },
         deadlineAt: performance.now() + 60_000,
         signal: controller.signal,
         label: "GLM",

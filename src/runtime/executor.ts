@@ -19,8 +19,8 @@ import {
 } from "../base/errors.js";
 import type { Admission, Lease } from "../pipeline/admission.js";
 import type { Coalescer } from "../pipeline/coalesce.js";
-import { abortReason, now, raceSignal, sleep, startDeadline } from "../timing/deadline.js";
-import { backoffDelayMs } from "../timing/retry.js";
+import { now, raceSignal, startDeadline } from "../timing/deadline.js";
+import { acquireWithRetry } from "../pipeline/admission-retry.js";
 import type { ProviderName } from "../config/load.js";
 import type { Providers } from "../providers/index.js";
 import type { ResolvedModel } from "../providers/registry.js";
@@ -178,28 +178,21 @@ export function createExecutor(dependencies: ExecutorDependencies): Executor {
     deadlineAt: number,
     signal: AbortSignal,
   ): Promise<Lease> => {
-    const retries = request.retryOverCapacity ? config.admission.retries : 0;
-    for (let attempt = 0; ; attempt++) {
-      // A call cancelled before (or while) it is admitted must not take a slot: the lease is only
-      // handed out while the signal is still live, so the caller always gets it to release.
-      if (signal.aborted) throw abortReason(signal);
-      try {
-        return admission.acquire({
-          tool: tool.name,
-          ...(provider ? { provider } : {}),
-          ...(request.sessionId !== undefined ? { session: request.sessionId } : {}),
-        });
-      } catch (error) {
-        if (!ExaiError.is(error) || error.code !== "OVER_CAPACITY" || attempt >= retries) throw error;
-        const base = (error.retryAfterS ?? 0.5) * 1000;
-        const delay = Math.max(
-          base * (0.5 + (dependencies.random ?? Math.random)()),
-          backoffDelayMs(attempt + 1, { ...config.retry, maxDelayMs: 2000, baseDelayMs: 100 }),
-        );
-        if (now() + delay >= deadlineAt) throw error;
-        await sleep(delay, signal);
-      }
-    }
+    // A call cancelled before (or while) it is admitted never takes a slot (acquireWithRetry).
+    return acquireWithRetry(
+      admission,
+      {
+        tool: tool.name,
+        ...(provider ? { provider } : {}),
+        ...(request.sessionId !== undefined ? { session: request.sessionId } : {}),
+      },
+      {
+        retries: request.retryOverCapacity ? config.admission.retries : 0,
+        deadlineAt,
+        signal,
+        ...(dependencies.random ? { random: dependencies.random } : {}),
+      },
+    );
   };
 
   const execute = async (

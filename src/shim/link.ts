@@ -1,7 +1,8 @@
 /**
  * The shim's link to the shared daemon (SPEC §7): one greeted WebSocket shared by every call of
  * this shim, reached only through the Unix socket `EXAI_DATA_DIR/daemon.sock` after verifying it
- * is the user's own (../mcp/trust.ts). Connects with backoff (0.25 s doubling to 2 s, 10 s in all);
+ * is the user's own (../mcp/trust.ts). Connects with full-jitter backoff (./backoff.ts: waits up to
+ * 0.25 s growing to 2 s, 10 s in all);
  * when nothing listens, starts `exai daemon` detached and keeps trying. Resumes its session after a
  * reconnect with the `resume_secret` of its hello_ack.
  */
@@ -12,7 +13,7 @@ import type { Config } from "../config/load.js";
 import { ExaiError, formatSeconds, toExaiError } from "../base/errors.js";
 import type { Logger } from "../base/logging.js";
 import { VERSION } from "../base/version.js";
-import { abortReason, now, raceSignal, sleep } from "../timing/deadline.js";
+import { now, raceSignal } from "../timing/deadline.js";
 import {
   CLOSE_CODES,
   configOrigin,
@@ -23,18 +24,11 @@ import {
 import { socketPath as socketPathIn, verifyDaemonSocket } from "../mcp/trust.js";
 import { LinkFailure, openConnection, type LinkTransport } from "./link-open.js";
 import { createSocketTable, type CallWatcher } from "./link-sockets.js";
+import { connectWithBackoff, SPAWNED_MAX_DELAY_MS } from "./backoff.js";
 import { createDaemonStarter } from "./spawn.js";
 
 export type { CallWatcher } from "./link-sockets.js";
 export type { LinkTransport } from "./link-open.js";
-
-/** First reconnect backoff, ms; doubles up to CONNECT_MAX_DELAY_MS. */
-const CONNECT_FIRST_DELAY_MS = 250;
-const CONNECT_MAX_DELAY_MS = 2000;
-/** Backoff cap while a daemon this shim started is booting, ms. */
-const SPAWNED_MAX_DELAY_MS = 500;
-/** One connection attempt (TCP + WebSocket handshake + hello_ack), ms. */
-const ATTEMPT_TIMEOUT_MS = 2000;
 
 /** The daemon that served a call is gone (the reconnect was refused, or another daemon answers). */
 export class DaemonGone extends Error {}
@@ -46,6 +40,8 @@ export interface LinkOptions {
   daemonEnv?: NodeJS.ProcessEnv;
   /** How long to keep trying to reach / start the daemon, ms (default 10,000). */
   connectWindowMs?: number;
+  /** Source of randomness in [0, 1) for the connect backoff's jitter (tests). */
+  random?: () => number;
   /** How the daemon is reached (default: its Unix socket, verified first). */
   transport?: LinkTransport;
 }
@@ -150,40 +146,43 @@ export function createDaemonLink(config: Config, options: LinkOptions, logger: L
 
   const connect: DaemonLink["connect"] = async ({ spawn: mayStart, deadlineAt, signal }) => {
     const windowEnd = Math.min(now() + windowMs, deadlineAt);
-    let delay = CONNECT_FIRST_DELAY_MS;
-    let maxDelay = CONNECT_MAX_DELAY_MS;
     let last: LinkFailure | undefined;
     let started = false;
-    for (;;) {
-      if (current && current.readyState === WebSocket.OPEN) return current;
-      const remaining = windowEnd - now();
-      if (remaining <= 0) throw unreachable(last, started);
-      try {
-        attempt ??= openOnce(Math.min(ATTEMPT_TIMEOUT_MS, remaining)).finally(() => {
+    if (current && current.readyState === WebSocket.OPEN) return current;
+    if (windowEnd <= now()) throw unreachable(last, started);
+    return connectWithBackoff({
+      windowEnd,
+      signal,
+      ...(options.random ? { random: options.random } : {}),
+      open: (timeoutMs) => {
+        if (current && current.readyState === WebSocket.OPEN) return Promise.resolve(current);
+        attempt ??= openOnce(timeoutMs).finally(() => {
           attempt = undefined;
         });
-        return await raceSignal(attempt, signal);
-      } catch (error) {
-        if (signal.aborted) throw abortReason(signal);
+        return raceSignal(attempt, signal);
+      },
+      classify: (error) => {
         if (!(error instanceof LinkFailure)) throw toExaiError(error, "shim");
         last = error;
         const final = finalFailure(error, config, url);
         if (final) throw final;
         if (error.kind === "refused") {
           if (!mayStart) throw new DaemonGone(error.message);
-          if (spawnDaemon()) {
-            started = true;
-            // A daemon boots in ~0.7 s: poll it briskly instead of backing off to 2 s.
-            delay = CONNECT_FIRST_DELAY_MS;
-            maxDelay = SPAWNED_MAX_DELAY_MS;
-          }
+          if (spawnDaemon()) started = true;
         }
-        if (now() + delay >= windowEnd) throw unreachable(last, started);
-        logger.debug({ delay_ms: delay, error: error.message }, "daemon not reachable yet; retrying");
-        await sleep(delay, signal);
-        delay = Math.min(delay * 2, maxDelay);
-      }
-    }
+        // A daemon boots in ~0.7 s: once this shim started one, poll it briskly instead of up to 2 s.
+        return {
+          error: unreachable(last, started),
+          retryable: true,
+          ...(started ? { maxDelayMs: SPAWNED_MAX_DELAY_MS } : {}),
+        };
+      },
+      onBackoff: (delay) =>
+        logger.debug(
+          { delay_ms: Math.round(delay), error: last?.message },
+          "daemon not reachable yet; retrying",
+        ),
+    });
   };
 
   return {

@@ -4,8 +4,8 @@
  * new one), deadline_ms = what is left of the shim's own budget (EXAI_SHIM_RPC_TIMEOUT) minus a
  * transit margin, and `roots` = the file sandbox of this client (./roots.ts). Daemon progress
  * frames become `notifications/progress`; MCP cancellation becomes `{op:"cancel"}`; OVER_CAPACITY
- * is retried with jitter (at least retry_after) up to EXAI_WS_ADMISSION_RETRIES times inside the
- * deadline. The shim's ceiling only fires when the daemon never answers (frozen, overloaded).
+ * is retried with full jitter (at least retry_after) up to EXAI_WS_ADMISSION_RETRIES times inside
+ * the deadline (./backoff.ts). The shim's ceiling only fires when the daemon never answers (frozen, overloaded).
  */
 import { randomUUID } from "node:crypto";
 import { Server } from "@modelcontextprotocol/sdk/server/index.js";
@@ -23,16 +23,14 @@ import type { Config } from "../config/load.js";
 import { ExaiError, formatSeconds, toExaiError } from "../base/errors.js";
 import { createLogger, type Logger } from "../base/logging.js";
 import { SERVER_NAME, VERSION } from "../base/version.js";
-import { now, sleep, startDeadline } from "../timing/deadline.js";
+import { now, startDeadline } from "../timing/deadline.js";
 import type { ProgressFrame } from "../mcp/frames.js";
 import { SERVER_INSTRUCTIONS, traceIdFromMeta } from "../mcp/server.js";
 import { socketPath as socketPathIn } from "../mcp/trust.js";
 import { createExchange, errorResult, resultFromFrame, transitMarginMs, type Phase } from "./exchange.js";
 import { createDaemonLink, DaemonGone, type DaemonLink, type LinkOptions } from "./link.js";
+import { listToolsWithRetry, retryOverCapacity } from "./backoff.js";
 import { createRootsSource } from "./roots.js";
-
-/** OVER_CAPACITY backoff floor before retry n: 250 ms · 2^(n−1). */
-const OVER_CAPACITY_BASE_MS = 250;
 
 export interface ShimOptions extends LinkOptions {
   logger?: Logger;
@@ -62,15 +60,22 @@ export function createShimServer(config: Config, options: ShimOptions = {}): Shi
     if (tools) return { tools };
     const deadline = startDeadline(budgetMs, "shim", extra.signal);
     try {
-      for (let attempt = 1; ; attempt++) {
-        const socket = await link.connect({ spawn: true, deadlineAt: deadline.at, signal: deadline.signal });
-        try {
-          tools = await link.listTools(socket, deadline.signal);
-          return { tools };
-        } catch (error) {
-          if (deadline.signal.aborted || attempt >= 3) throw error;
-        }
-      }
+      tools = await listToolsWithRetry(
+        {
+          deadlineAt: deadline.at,
+          signal: deadline.signal,
+          ...(options.random ? { random: options.random } : {}),
+        },
+        async () => {
+          const socket = await link.connect({
+            spawn: true,
+            deadlineAt: deadline.at,
+            signal: deadline.signal,
+          });
+          return link.listTools(socket, deadline.signal);
+        },
+      );
+      return { tools };
     } catch (error) {
       const failure = toExaiError(error, "shim");
       throw new Error(`exai shim: could not list the daemon's tools: ${failure.code}: ${failure.message}`);
@@ -138,40 +143,40 @@ function createCallToolHandler(deps: CallToolDeps): CallToolHandler {
     const phase: Phase = { acked: false, sent: false };
     try {
       const roots = await deps.rootsForCall(deadline.signal);
-      for (let retry = 0; ; retry++) {
-        phase.acked = false;
-        phase.sent = false;
-        phase.daemonId = undefined;
-        const answer = await exchange(
-          {
-            op: "call_tool",
-            request_id: randomUUID(),
-            name: request.params.name,
-            arguments: request.params.arguments ?? {},
-            trace_id: traceId,
-            progress: progressToken !== undefined,
-            roots,
-          },
-          deadline,
-          onProgress,
-          phase,
-        );
-        const retryAfterS = answer.error?.retry_after;
-        if (answer.error?.code === "OVER_CAPACITY" && retry < config.admission.retries) {
-          // At least what the daemon asked for, up to twice that, and a growing floor.
-          const floor = OVER_CAPACITY_BASE_MS * 2 ** retry;
-          const delay = Math.max((retryAfterS ?? 0.5) * 1000, floor) * (1 + random());
-          if (delay < deadline.remainingMs() - marginMs) {
+      const answer = await retryOverCapacity(
+        {
+          retries: config.admission.retries,
+          deadlineAt: deadline.at,
+          reserveMs: marginMs,
+          signal: deadline.signal,
+          random,
+          onBackoff: (delay, retry) =>
             logger.debug(
-              { trace_id: traceId, retry: retry + 1, delay_ms: Math.round(delay) },
+              { trace_id: traceId, retry, delay_ms: Math.round(delay) },
               "OVER_CAPACITY; retrying",
-            );
-            await sleep(delay, deadline.signal);
-            continue;
-          }
-        }
-        return withNote(resultFromFrame(answer, traceId));
-      }
+            ),
+        },
+        () => {
+          phase.acked = false;
+          phase.sent = false;
+          phase.daemonId = undefined;
+          return exchange(
+            {
+              op: "call_tool",
+              request_id: randomUUID(),
+              name: request.params.name,
+              arguments: request.params.arguments ?? {},
+              trace_id: traceId,
+              progress: progressToken !== undefined,
+              roots,
+            },
+            deadline,
+            onProgress,
+            phase,
+          );
+        },
+      );
+      return withNote(resultFromFrame(answer, traceId));
     } catch (error) {
       return withNote(errorResult(describeFailure(error, phase, traceId).toPayload(traceId)));
     } finally {

@@ -1,8 +1,12 @@
 /**
- * Retries with exponential backoff, jitter and Retry-After, bounded by the call's deadline
- * (SPEC §6.2). The policy is Envoy's split: an overall deadline over all attempts; each attempt
- * has its own timeouts; a backoff sleep never crosses the deadline — if it would, we fail at once
- * with the last error instead of sleeping into a certain timeout.
+ * The one retry policy of exai (SPEC §6.2), used by provider attempts, admission, the shim's
+ * OVER_CAPACITY retry, its daemon connect backoff and its tool listing.
+ *
+ * The policy is Envoy's split: an overall deadline over all attempts; each attempt has its own
+ * timeouts; a backoff sleep never crosses the deadline — if it would, we fail at once with the last
+ * error instead of sleeping into a certain timeout. Backoff is "full jitter" (AWS architecture blog,
+ * "Exponential Backoff And Jitter"): a uniform random wait in [0, min(cap, base·2^(n−1))], so
+ * parallel callers spread out; a server's Retry-After is a floor, never shortened.
  */
 import { ExaiError, formatSeconds } from "../base/errors.js";
 import { abortReason, now, sleep } from "./deadline.js";
@@ -10,7 +14,9 @@ import { abortReason, now, sleep } from "./deadline.js";
 /** HTTP statuses worth retrying (SPEC §6.2). 400, 401, 403, 404, 422 are never retried. */
 export const RETRYABLE_STATUSES: ReadonlySet<number> = new Set([408, 429, 500, 502, 503, 504]);
 
+/** One attempt of a retry loop, as recorded in results, error details and the CALL SUMMARY. */
 export interface AttemptRecord {
+  /** 1-based. */
   attempt: number;
   durationMs: number;
   /** Error code of the attempt, or "ok". */
@@ -20,24 +26,23 @@ export interface AttemptRecord {
 }
 
 export interface RetryPolicy {
-  /** Retries after the first attempt. */
+  /** Retries after the first attempt (Infinity: bounded only by the deadline). */
   maxRetries: number;
-  /** First backoff, ms (0.5 s by default). */
+  /** Cap of the first backoff, ms (0.5 s for provider attempts). */
   baseDelayMs: number;
-  /** Backoff cap, ms (8 s by default). */
+  /** Cap of every backoff, ms (8 s for provider attempts). */
   maxDelayMs: number;
   /** Source of randomness in [0, 1), injectable for tests. */
   random?: () => number;
 }
 
 /**
- * Backoff before retry number `retry` (1-based): base·2^(retry−1), capped, with "equal jitter"
- * (half fixed, half random) so parallel callers spread out but never retry instantly.
+ * Backoff before retry number `retry` (1-based), ms: full jitter, a uniform draw in
+ * [0, min(maxDelayMs, baseDelayMs·2^(retry−1))).
  */
 export function backoffDelayMs(retry: number, policy: RetryPolicy): number {
-  const exponential = Math.min(policy.maxDelayMs, policy.baseDelayMs * 2 ** (retry - 1));
-  const random = (policy.random ?? Math.random)();
-  return exponential / 2 + (exponential / 2) * random;
+  const ceiling = Math.min(policy.maxDelayMs, policy.baseDelayMs * 2 ** Math.max(0, retry - 1));
+  return ceiling * (policy.random ?? Math.random)();
 }
 
 /**
@@ -57,39 +62,87 @@ export function parseRetryAfterMs(
   return Number.isNaN(date) ? undefined : Math.max(0, date - Date.now());
 }
 
+/** What a failed attempt means for the loop. */
 export interface AttemptFailure {
+  /** The attempt's error, as the caller will see it if this is the last attempt. */
   error: ExaiError;
-  /** Server-requested wait before the next attempt, ms. */
+  /** Whether another attempt may succeed. */
+  retryable: boolean;
+  /** Server-requested wait before the next attempt, ms: a floor of the backoff. */
   retryAfterMs?: number;
-}
-
-export interface RetryOptions {
-  policy: RetryPolicy;
-  /** Absolute deadline, ms on the monotonic clock. */
-  deadlineAt: number;
-  signal: AbortSignal;
-  /** Short label for messages: "GLM", "Kimi". */
-  label: string;
-  /** Called before each attempt (progress). */
-  onAttempt?: (attempt: number, total: number) => void;
-  /** Called before a backoff sleep (progress). */
-  onBackoff?: (delayMs: number, failure: ExaiError) => void;
+  /** A lower cap for this backoff than the policy's, ms (e.g. poll a booting daemon briskly). */
+  maxDelayMs?: number;
 }
 
 /**
- * Runs `attempt` until it succeeds, fails with a non-retryable error, the retries are spent or the
- * deadline is near. `attempt` must throw an ExaiError (`retryable` set correctly; RATE_LIMITED
- * carries `retryAfterS`). The final error lists every attempt in its message and `details.attempts`.
- * @throws ExaiError — the last attempt's error (with the attempt list), or the abort reason.
+ * Classifies whatever an attempt threw. It may itself throw to end the loop at once with that
+ * value unchanged (a failure that is not an ExaiError, or one that must keep its identity).
  */
-export async function withRetries<T>(
+export type Classify = (caught: unknown, attempt: number) => AttemptFailure;
+
+/**
+ * The default classification: an ExaiError keeps its `retryable` and `retryAfterS`; anything else
+ * is a non-retryable INTERNAL naming the failure.
+ */
+export const classifyExaiError: Classify = (caught) => {
+  const error = ExaiError.is(caught)
+    ? caught
+    : new ExaiError(
+        "INTERNAL",
+        `unexpected failure: ${caught instanceof Error ? caught.message : String(caught)}`,
+        { cause: caught },
+      );
+  return {
+    error,
+    retryable: error.retryable,
+    ...(error.retryAfterS !== undefined ? { retryAfterMs: error.retryAfterS * 1000 } : {}),
+  };
+};
+
+export interface RetryLoopOptions {
+  policy: RetryPolicy;
+  /** Absolute deadline, ms on the monotonic clock (`now()`); Infinity for none. */
+  deadlineAt: number;
+  /** Cancels the loop: checked before each attempt and ends a backoff sleep at once. */
+  signal: AbortSignal;
+  /** Default: `classifyExaiError`. */
+  classify?: Classify;
+  /** Time kept free before the deadline: a backoff must end at least this long before it, ms. */
+  reserveMs?: number;
+  /**
+   * Short label for messages ("GLM glm-4.6", "admission"). When set, a final error after more than
+   * one attempt (or one cut short by the deadline) names every attempt in its message.
+   */
+  label?: string;
+  /** Called before each attempt (progress); `total` is Infinity for a deadline-bounded loop. */
+  onAttempt?: (attempt: number, total: number) => void;
+  /** Called before a backoff sleep (progress, logs). */
+  onBackoff?: (delayMs: number, failure: ExaiError, attempt: number) => void;
+}
+
+/** A successful loop: the value and every attempt made, the last one "ok". */
+export interface RetryResult<T> {
+  value: T;
+  attempts: AttemptRecord[];
+}
+
+/**
+ * Runs `attempt` until it succeeds, fails in a way `classify` calls final, the retries are spent,
+ * the next backoff would cross the deadline, or `signal` aborts. Every attempt is recorded: in the
+ * result, and in the final error's `details.attempts` (and message, when `label` is set).
+ * @throws ExaiError — the last attempt's error with its attempt history; the abort reason (as an
+ *   ExaiError, with the history) when `signal` aborts; or whatever `classify` throws, unchanged.
+ */
+export async function retryLoop<T>(
+  options: RetryLoopOptions,
   attempt: (attemptNumber: number) => Promise<T>,
-  options: RetryOptions,
-): Promise<{ value: T; attempts: AttemptRecord[] }> {
+): Promise<RetryResult<T>> {
   const attempts: AttemptRecord[] = [];
+  const classify = options.classify ?? classifyExaiError;
   const total = options.policy.maxRetries + 1;
+  const fail = (error: ExaiError, note?: string) => withAttempts(error, attempts, options.label, note);
   for (let number = 1; ; number++) {
-    if (options.signal.aborted) throw withAttempts(abortReason(options.signal), attempts, options.label);
+    if (options.signal.aborted) throw fail(abortReason(options.signal));
     options.onAttempt?.(number, total);
     const started = now();
     try {
@@ -97,68 +150,95 @@ export async function withRetries<T>(
       attempts.push({ attempt: number, durationMs: now() - started, outcome: "ok" });
       return { value, attempts };
     } catch (caught) {
-      const error = ExaiError.is(caught) ? caught : abortReasonOr(options.signal, caught);
-      attempts.push({
-        attempt: number,
-        durationMs: now() - started,
-        outcome: error.code,
-        ...(typeof error.details.status === "number" ? { status: error.details.status } : {}),
-        message: error.message,
-      });
+      const durationMs = now() - started;
       // The caller's own cancellation or deadline is final: never retried.
-      if (options.signal.aborted) throw withAttempts(abortReason(options.signal), attempts, options.label);
-      if (!error.retryable || number >= total) throw withAttempts(error, attempts, options.label);
-      const serverWait = error.retryAfterS !== undefined ? error.retryAfterS * 1000 : 0;
-      const delay = Math.max(backoffDelayMs(number, options.policy), serverWait);
-      const remaining = options.deadlineAt - now();
+      if (options.signal.aborted) {
+        const reason = abortReason(options.signal);
+        attempts.push(record(number, durationMs, reason));
+        throw fail(reason);
+      }
+      let failure: AttemptFailure;
+      try {
+        failure = classify(caught, number);
+      } catch (final) {
+        attempts.push(record(number, durationMs, ExaiError.is(final) ? final : undefined));
+        throw final;
+      }
+      const { error } = failure;
+      attempts.push(record(number, durationMs, error));
+      if (!failure.retryable || number >= total) throw fail(error);
+      const policy =
+        failure.maxDelayMs !== undefined
+          ? { ...options.policy, maxDelayMs: Math.min(options.policy.maxDelayMs, failure.maxDelayMs) }
+          : options.policy;
+      const delay = Math.max(backoffDelayMs(number, policy), failure.retryAfterMs ?? 0);
+      const remaining = options.deadlineAt - (options.reserveMs ?? 0) - now();
       if (delay >= remaining) {
-        throw withAttempts(
+        throw fail(
           error,
-          attempts,
-          options.label,
           `no retry: waiting ${formatSeconds(delay / 1000)} would pass the deadline (${formatSeconds(Math.max(0, remaining) / 1000)} left)`,
         );
       }
-      options.onBackoff?.(delay, error);
-      await sleep(delay, options.signal).catch((sleepError: unknown) => {
-        throw withAttempts(ExaiError.is(sleepError) ? sleepError : error, attempts, options.label);
-      });
+      options.onBackoff?.(delay, error, number);
+      try {
+        await sleep(delay, options.signal);
+      } catch (sleepError) {
+        throw fail(ExaiError.is(sleepError) ? sleepError : abortReason(options.signal));
+      }
     }
   }
 }
 
-function abortReasonOr(signal: AbortSignal, caught: unknown): ExaiError {
-  if (signal.aborted) return abortReason(signal);
-  return new ExaiError(
-    "INTERNAL",
-    `unexpected failure: ${caught instanceof Error ? caught.message : String(caught)}`,
-    {
-      cause: caught,
-    },
-  );
+function record(attempt: number, durationMs: number, error: ExaiError | undefined): AttemptRecord {
+  if (!error) return { attempt, durationMs, outcome: "INTERNAL" };
+  const status = error.details.status;
+  return {
+    attempt,
+    durationMs,
+    outcome: error.code,
+    ...(typeof status === "number" ? { status } : {}),
+    message: error.message,
+  };
 }
 
-/** Adds the attempt history to an error (message and details), keeping its code. */
-function withAttempts(error: ExaiError, attempts: AttemptRecord[], label: string, note?: string): ExaiError {
-  if (attempts.length <= 1 && note === undefined) {
-    return new ExaiError(error.code, error.message, {
-      cause: error.cause ?? error,
-      retryable: error.retryable,
-      ...(error.retryAfterS !== undefined ? { retryAfterS: error.retryAfterS } : {}),
-      details: { ...error.details, attempts },
-    });
+/** The legacy options of `withRetries`: the label is required. */
+export interface RetryOptions extends Omit<RetryLoopOptions, "label"> {
+  /** Short label for messages: "GLM", "Kimi". */
+  label: string;
+}
+
+/**
+ * `retryLoop` with the attempt first (provider requests).
+ * @throws ExaiError — as `retryLoop`.
+ */
+export function withRetries<T>(
+  attempt: (attemptNumber: number) => Promise<T>,
+  options: RetryOptions,
+): Promise<RetryResult<T>> {
+  return retryLoop(options, attempt);
+}
+
+/** Adds the attempt history to an error (details, and the message when labelled), keeping its code. */
+function withAttempts(
+  error: ExaiError,
+  attempts: AttemptRecord[],
+  label: string | undefined,
+  note?: string,
+): ExaiError {
+  let message = error.message;
+  if (label !== undefined && (attempts.length > 1 || note !== undefined)) {
+    const history = attempts
+      .map(
+        (entry) =>
+          `#${entry.attempt} ${entry.status ?? entry.outcome} after ${formatSeconds(entry.durationMs / 1000)}`,
+      )
+      .join(", ");
+    message = `${error.message} (${label}: ${attempts.length} attempt${attempts.length === 1 ? "" : "s"}: ${history}${note ? `; ${note}` : ""})`;
   }
-  const history = attempts
-    .map(
-      (record) =>
-        `#${record.attempt} ${record.status ?? record.outcome} after ${formatSeconds(record.durationMs / 1000)}`,
-    )
-    .join(", ");
-  const message = `${error.message} (${label}: ${attempts.length} attempt${attempts.length === 1 ? "" : "s"}: ${history}${note ? `; ${note}` : ""})`;
   return new ExaiError(error.code, message, {
     cause: error.cause ?? error,
     retryable: error.retryable,
     ...(error.retryAfterS !== undefined ? { retryAfterS: error.retryAfterS } : {}),
-    details: { ...error.details, attempts },
+    details: { ...error.details, attempts: [...attempts] },
   });
 }
