@@ -5,7 +5,7 @@
  */
 import { afterEach, describe, expect, it } from "vitest";
 import type { RecordedRequest } from "../src/testing/fake-provider.js";
-import { STANCE_PROMPTS } from "../src/tools/consensus.js";
+import { STANCE_PROMPTS } from "../src/tools/consensus-consult.js";
 import { clock, startTestRuntime, type TestRuntime } from "./support/harness.js";
 
 let harness: TestRuntime | undefined;
