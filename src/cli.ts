@@ -98,6 +98,8 @@ export function clientSnippet(client: string, config: Config, launch: ClientLaun
           : []),
         `startup_timeout_sec = 20`,
         `tool_timeout_sec = ${seconds}`,
+        // `codex exec` does not wait for optional servers: without this the model never sees exai's tools.
+        `required = true`,
       ]).join("\n");
     case "cursor":
       return lines("//", [

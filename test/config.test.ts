@@ -204,10 +204,12 @@ describe("exai config (the command)", () => {
     expect(failure.stderr).not.toMatch(/\n\s+at /); // no stack trace
   });
 
-  it("--client codex prints a tool timeout ≥ the client timeout", async () => {
+  it("--client codex prints a tool timeout ≥ the client timeout, as a required server", async () => {
     const { stdout } = await config(["--client", "codex"]);
     const timeout = Number(/tool_timeout_sec = (\d+)/.exec(stdout)?.[1]);
     expect(timeout).toBeGreaterThanOrEqual(112.5);
+    // `codex exec` starts the model without waiting for optional servers (seen with Codex 0.171).
+    expect(stdout).toMatch(/^required = true$/m);
   });
 
   it("--client claude prints MCP_TOOL_TIMEOUT ≥ the client timeout (ms)", async () => {
