@@ -4,18 +4,18 @@
  * environment from src/config (`processEnvironment`); everything below receives a parsed Config.
  *
  * Exit codes: 0 ok, 1 a tool/smoke failure, 2 invalid configuration or usage.
+ *
+ * Each command imports its own modules when it runs (`await import()`): `exai stdio` never loads
+ * the daemon, WebSocket or metrics code, and `exai config` / `exai init` load no tools at all.
  */
 import { realpathSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { Command, InvalidArgumentError } from "commander";
 import { loadConfig, type Config } from "./config/load.js";
 import { processEnvironment } from "./config/environment.js";
-import { runInit } from "./config/init.js";
 import { summary } from "./config/timeouts.js";
 import { renderConfigTable } from "./config/variables.js";
 import { ExaiError, toExaiError } from "./base/errors.js";
-import { createRuntime } from "./runtime/runtime.js";
-import { runStdioServer } from "./server/stdio.js";
 import { VERSION } from "./base/version.js";
 
 const out = (text: string) => process.stdout.write(`${text}\n`);
@@ -221,6 +221,7 @@ export function buildProgram(): Command {
     .description("serve MCP over stdio, tools in-process (the default for MCP clients)")
     .action(async () => {
       try {
+        const { runStdioServer } = await import("./server/stdio.js");
         await runStdioServer(readConfig());
       } catch (error) {
         fail(error);
@@ -335,6 +336,7 @@ export function buildProgram(): Command {
         force?: boolean;
       }) => {
         try {
+          const { runInit } = await import("./config/init.js");
           const written = await runInit({
             env: processEnvironment(),
             values: {
@@ -375,6 +377,7 @@ export function buildProgram(): Command {
         return;
       }
       try {
+        const { createRuntime } = await import("./runtime/runtime.js");
         const runtime = createRuntime(readConfig(), { mode: "stdio" });
         // Every timer of a call is unref()ed by design; this handle keeps the process alive until the call ends.
         const keepAlive = setInterval(() => undefined, 60_000);

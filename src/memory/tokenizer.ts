@@ -8,8 +8,8 @@
  * of what the provider bills; that is why the budgets in `./conversation.ts` keep a margin (40 % of
  * the window is left for the response and 20 % of the content share for the current prompt).
  */
-import { Tiktoken } from "js-tiktoken/lite";
-import cl100kBase from "js-tiktoken/ranks/cl100k_base";
+import { createRequire } from "node:module";
+import type { Tiktoken, TiktokenBPE } from "js-tiktoken/lite";
 
 /** Counts the tokens of a text. */
 export interface TokenCounter {
@@ -42,8 +42,17 @@ const RUN_MEMO_LIMIT = 256;
  */
 let cachedEncoder: Tiktoken | undefined;
 
+/**
+ * Builds the encoder on first use. js-tiktoken and its 1 MB rank table are loaded here, not at
+ * import (through their CommonJS builds, so `count` stays synchronous): a process that never
+ * counts a token (`exai stdio` answering `initialize`, an idle daemon) never parses them.
+ */
 function encoder(): Tiktoken {
-  cachedEncoder ??= new Tiktoken(cl100kBase);
+  if (cachedEncoder) return cachedEncoder;
+  const require = createRequire(import.meta.url);
+  const { Tiktoken: Encoder } = require("js-tiktoken/lite") as typeof import("js-tiktoken/lite");
+  // The CommonJS build exports the rank table itself (module.exports = { bpe_ranks, … }).
+  cachedEncoder = new Encoder(require("js-tiktoken/ranks/cl100k_base") as TiktokenBPE);
   return cachedEncoder;
 }
 

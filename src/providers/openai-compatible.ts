@@ -10,8 +10,8 @@
  * Requests always stream, so the idle timer can see a stalled stream.
  */
 import { randomUUID } from "node:crypto";
-import OpenAI from "openai";
-import { Agent, fetch as undiciFetch, FormData as UndiciFormData } from "undici";
+import type OpenAI from "openai";
+import type { Agent } from "undici";
 import type { ProviderName, ProviderSettings } from "../config/load.js";
 import type { TimeoutConfig } from "../config/timeouts.js";
 import { ExaiError, formatSeconds, type TimeoutLayer } from "../base/errors.js";
@@ -220,28 +220,41 @@ export function createOpenAICompatibleProvider(
   const redact = dependencies.redact ?? ((text: string) => text);
   // undici pools sockets per origin up to `connections` and keeps idle ones for keepAliveTimeout;
   // it has no separate idle-socket count, so *_MAX_KEEPALIVE_CONNECTIONS only bounds validation.
-  const agent = new Agent({
-    connections: settings.maxConnections,
-    keepAliveTimeout: 30_000,
-    connect: { timeout: timeouts.connectMs },
-    // Ceilings behind our own named timers (which fire first and say which layer ran out).
-    headersTimeout: timeouts.httpMs + 1000,
-    bodyTimeout: timeouts.streamIdleMs + 1000,
-  });
-  const fetchWithPool = (async (url: string, init: Record<string, unknown>) => {
-    const { [LINE_GUARD]: guard, ...rest } = init as Record<string, unknown> & { [LINE_GUARD]?: LineGuard };
-    const response = await undiciFetch(url, { ...rest, dispatcher: agent } as never);
-    return guard ? guardLines(response as unknown as Response, guard) : response;
-  }) as unknown as typeof fetch;
-  const client = new OpenAI({
-    apiKey: settings.apiKey,
-    baseURL: settings.baseUrl,
-    maxRetries: 0,
-    timeout: timeouts.httpMs,
-    fetch: fetchWithPool,
-    // Our own logger covers requests; the SDK's would format request details on every call.
-    logLevel: "off",
-  });
+  // The openai SDK and undici (~260 modules, ~30 MB) are loaded, and the pool and client built,
+  // on this provider's first request: a process that makes none (exai stdio answering
+  // initialize and tools/list, an idle daemon) never pays for them.
+  let sdk: ProviderSdk | undefined;
+  let loading: Promise<ProviderSdk> | undefined;
+  const loadSdk = (): Promise<ProviderSdk> =>
+    (loading ??= (async () => {
+      const [{ default: OpenAIClient }, undici] = await Promise.all([import("openai"), import("undici")]);
+      const agent = new undici.Agent({
+        connections: settings.maxConnections,
+        keepAliveTimeout: 30_000,
+        connect: { timeout: timeouts.connectMs },
+        // Ceilings behind our own named timers (which fire first and say which layer ran out).
+        headersTimeout: timeouts.httpMs + 1000,
+        bodyTimeout: timeouts.streamIdleMs + 1000,
+      });
+      const fetchWithPool = (async (url: string, init: Record<string, unknown>) => {
+        const { [LINE_GUARD]: guard, ...rest } = init as Record<string, unknown> & {
+          [LINE_GUARD]?: LineGuard;
+        };
+        const response = await undici.fetch(url, { ...rest, dispatcher: agent } as never);
+        return guard ? guardLines(response as unknown as Response, guard) : response;
+      }) as unknown as typeof fetch;
+      const client = new OpenAIClient({
+        apiKey: settings.apiKey,
+        baseURL: settings.baseUrl,
+        maxRetries: 0,
+        timeout: timeouts.httpMs,
+        fetch: fetchWithPool,
+        // Our own logger covers requests; the SDK's would format request details on every call.
+        logLevel: "off",
+      });
+      sdk = { OpenAI: OpenAIClient, client, agent, undici };
+      return sdk;
+    })());
 
   const attemptBudgetMs = (request: { attemptTimeoutMs?: number }) =>
     request.attemptTimeoutMs ?? settings.timeoutMs;
@@ -255,7 +268,9 @@ export function createOpenAICompatibleProvider(
     if (attemptTimeout) return attemptTimeout;
     if (context.signal.aborted) return abortReason(context.signal);
     if (ExaiError.is(error)) return error;
-    if (error instanceof OpenAI.APIError && error.status !== undefined) {
+    // SDK errors exist only once the SDK is loaded (the first attempt loads it).
+    const api = sdk?.OpenAI;
+    if (api && error instanceof api.APIError && error.status !== undefined) {
       return httpError(error.status, error.error ?? error.message, error.headers, dialect, settings, redact);
     }
     const cause = error instanceof Error ? ((error as { cause?: unknown }).cause ?? error) : error;
@@ -267,17 +282,17 @@ export function createOpenAICompatibleProvider(
         { retryable: true, cause: error, details: { layer: "connect", budget_s: timeouts.connectMs / 1000 } },
       );
     }
-    if (code === "UND_ERR_HEADERS_TIMEOUT" || error instanceof OpenAI.APIConnectionTimeoutError) {
+    if (code === "UND_ERR_HEADERS_TIMEOUT" || (api && error instanceof api.APIConnectionTimeoutError)) {
       return new ExaiError(
         "TIMEOUT",
         `${dialect.label}: no response headers within the HTTP ceiling of ${formatSeconds(timeouts.httpMs / 1000)} (EX_HTTP_TIMEOUT_SECONDS)`,
         { retryable: true, cause: error, details: { layer: "http", budget_s: timeouts.httpMs / 1000 } },
       );
     }
-    if (error instanceof OpenAI.APIError && error.status === undefined && error.error !== undefined) {
+    if (api && error instanceof api.APIError && error.status === undefined && error.error !== undefined) {
       return streamError(error.error, dialect, settings, error, redact);
     }
-    if (error instanceof OpenAI.APIConnectionError) {
+    if (api && error instanceof api.APIConnectionError) {
       const detail = redact((cause as Error | undefined)?.message ?? "connection failed");
       return new ExaiError(
         "PROVIDER_ERROR",
@@ -361,6 +376,8 @@ export function createOpenAICompatibleProvider(
     context: ProviderCallContext,
     idempotencyKey: string,
   ): Promise<Omit<ChatResult, "attempts">> => {
+    // Loaded before the attempt's timers start: they bound the provider, not our first import.
+    const { client } = await loadSdk();
     const timers = attemptTimers(attemptBudgetMs(request), attemptNumber, total, context);
     const cap = streamCapFor(request.model, dependencies.limits);
     let content = "";
@@ -573,6 +590,7 @@ export function createOpenAICompatibleProvider(
           const waitMs = init.form
             ? Math.max(settings.timeoutMs, context.deadlineAt - now())
             : settings.timeoutMs;
+          const { agent, undici } = await loadSdk();
           const timers = attemptTimers(waitMs, attempt, total, context);
           try {
             const headers: Record<string, string> = {
@@ -584,7 +602,7 @@ export function createOpenAICompatibleProvider(
               headers["Content-Type"] = "application/json";
               body = JSON.stringify(init.json);
             } else if (init.form) {
-              const form = new UndiciFormData();
+              const form = new undici.FormData();
               for (const [key, value] of Object.entries(init.form.fields)) form.append(key, value);
               if (init.form.file) {
                 const { name, content, type } = init.form.file;
@@ -592,7 +610,7 @@ export function createOpenAICompatibleProvider(
               }
               body = form;
             }
-            const response = await undiciFetch(`${settings.baseUrl}${path}`, {
+            const response = await undici.fetch(`${settings.baseUrl}${path}`, {
               method: init.method,
               headers,
               body: body as never,
@@ -648,9 +666,19 @@ export function createOpenAICompatibleProvider(
       );
     },
     async close() {
-      await agent.close();
+      // A provider that never made a request has no pool to close.
+      const loaded = await loading?.catch(() => undefined);
+      await loaded?.agent.close();
     },
   };
+}
+
+/** A provider's SDK client and connection pool, built on its first request. */
+interface ProviderSdk {
+  OpenAI: typeof OpenAI;
+  client: OpenAI;
+  agent: Agent;
+  undici: typeof import("undici");
 }
 
 /** The fetch-init key carrying a LineGuard from a chat attempt to fetchWithPool. */

@@ -67,6 +67,9 @@ export async function startTestRuntime(
   env: Record<string, string | undefined> = {},
   options: { withProvider?: boolean } = {},
 ): Promise<TestRuntime> {
+  // The providers load the openai SDK and undici on their first request; loading them here keeps
+  // that one-time cost (hundreds of ms under a loaded test run) out of the timeouts measured below.
+  await Promise.all([import("openai"), import("undici")]);
   const fake = await startFakeProvider();
   const data = tempDir("exai-data-");
   const config = makeConfig(
