@@ -8,7 +8,8 @@
  */
 import { z } from "zod";
 import { invalidArgument } from "../base/errors.js";
-import { createWorkflowTool, latestExtra, type StepRecord } from "./workflow.js";
+import { createWorkflowTool } from "./workflow.js";
+import { latestExtra, type StepRecord } from "./workflow-spec.js";
 
 interface DocgenOptions {
   complexity: boolean;

@@ -17,7 +17,8 @@ import {
   type GitChanges,
   type GitRunOptions,
 } from "./git.js";
-import { createWorkflowTool, latestExtra, type PreparedStep, type StepRecord } from "./workflow.js";
+import { createWorkflowTool } from "./workflow.js";
+import { latestExtra, type PreparedStep, type StepRecord } from "./workflow-spec.js";
 
 export const PRECOMMIT_PROMPT = `You are a senior engineer doing the last review before a commit. Another AI agent has validated the pending changes
 step by step; its findings, the git diff of the changes and the relevant files (with line numbers) follow. Judge whether the

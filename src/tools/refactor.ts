@@ -4,7 +4,8 @@
  */
 import { z } from "zod";
 import { planBudget } from "../memory/conversation.js";
-import { createWorkflowTool, latestExtra } from "./workflow.js";
+import { createWorkflowTool } from "./workflow.js";
+import { latestExtra } from "./workflow-spec.js";
 import type { ToolContext } from "./framework.js";
 
 export const REFACTOR_TYPES = ["codesmells", "decompose", "modernize", "organization"] as const;

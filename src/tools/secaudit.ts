@@ -3,7 +3,8 @@
  * with an expert security assessment at the final step (SPEC §4.2).
  */
 import { z } from "zod";
-import { createWorkflowTool, latestExtra } from "./workflow.js";
+import { createWorkflowTool } from "./workflow.js";
+import { latestExtra } from "./workflow-spec.js";
 
 export const AUDIT_FOCUSES = [
   "owasp",

@@ -3,7 +3,8 @@
  * tests; at the final step an expert model writes the test plan and test code (SPEC §4.2).
  */
 import { z } from "zod";
-import { createWorkflowTool, latestExtra } from "./workflow.js";
+import { createWorkflowTool } from "./workflow.js";
+import { latestExtra } from "./workflow-spec.js";
 
 export const TEST_TYPES = ["unit", "integration", "e2e", "property", "regression", "performance"] as const;
 

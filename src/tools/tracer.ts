@@ -9,7 +9,8 @@
  */
 import { z } from "zod";
 import { invalidArgument } from "../base/errors.js";
-import { createWorkflowTool, latestExtra, type StepRecord } from "./workflow.js";
+import { createWorkflowTool } from "./workflow.js";
+import { latestExtra, type StepRecord } from "./workflow-spec.js";
 
 export const TRACE_MODES = ["precision", "dependencies", "ask"] as const;
 type TraceMode = (typeof TRACE_MODES)[number];
