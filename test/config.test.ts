@@ -1,10 +1,16 @@
 /** Configuration and the timeout hierarchy (SPEC §3; issue acceptance i). */
 import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { describe, expect, it } from "vitest";
+import { describe, expect, expectTypeOf, it } from "vitest";
 import { loadConfig } from "../src/config/load.js";
 import { buildTimeoutConfig, summary, validateHierarchy } from "../src/config/timeouts.js";
-import { renderConfigTable, renderEnvExample } from "../src/config/variables.js";
+import {
+  buildEnvironmentSchema,
+  renderConfigTable,
+  renderEnvExample,
+  VARIABLE_SPECS,
+  type ParsedEnvironment,
+} from "../src/config/variables.js";
 import { ExaiError } from "../src/base/errors.js";
 import { runCli } from "./support/cli.js";
 import { REPO_ROOT, tempDir } from "./support/harness.js";
@@ -228,5 +234,40 @@ describe("documentation stays in sync with the schema", () => {
 
   it(".env.example is the generated one", () => {
     expect(readFileSync(join(REPO_ROOT, ".env.example"), "utf8")).toBe(renderEnvExample());
+  });
+});
+
+describe("the typed environment", () => {
+  it("types every variable by its kind, undefined only without a default; a misspelt name does not compile", () => {
+    expectTypeOf<ParsedEnvironment["GLM_TIMEOUT_SECS"]>().toEqualTypeOf<number>();
+    expectTypeOf<ParsedEnvironment["EXPERT_ANALYSIS_TIMEOUT_SECS"]>().toEqualTypeOf<number | undefined>();
+    expectTypeOf<ParsedEnvironment["EXAI_MAX_STREAM_CHARS"]>().toEqualTypeOf<number | undefined>();
+    expectTypeOf<ParsedEnvironment["EXPERT_ANALYSIS_ENABLED"]>().toEqualTypeOf<boolean>();
+    expectTypeOf<ParsedEnvironment["TOOL_PROFILE"]>().toEqualTypeOf<"lean" | "standard" | "full">();
+    expectTypeOf<ParsedEnvironment["GLM_API_KEY"]>().toEqualTypeOf<string | undefined>();
+    expectTypeOf<ParsedEnvironment["EXAI_WS_DISABLE_COALESCE_FOR_TOOLS"]>().toEqualTypeOf<string[]>();
+    expectTypeOf<ParsedEnvironment["ENABLED_TOOLS"]>().toEqualTypeOf<string[] | undefined>();
+    // @ts-expect-error -- no such variable: a typo is a compile error, not a silent undefined
+    expectTypeOf<ParsedEnvironment["GLM_TIMEOUT_SEC"]>();
+  });
+
+  it("parses to values of exactly those types, every defaulted variable present", () => {
+    const parsed = buildEnvironmentSchema().parse({
+      GLM_TIMEOUT_SECS: "12.5",
+      ENABLED_TOOLS: "chat, planner",
+    });
+    expect(parsed.GLM_TIMEOUT_SECS).toBe(12.5);
+    expect(parsed.ENABLED_TOOLS).toEqual(["chat", "planner"]);
+    expect(parsed.EXPERT_ANALYSIS_ENABLED).toBe(true);
+    expect(parsed.TOOL_PROFILE).toBe("standard");
+    expect(parsed.EXPERT_ANALYSIS_TIMEOUT_SECS).toBeUndefined();
+    const kinds: Record<string, string> = { seconds: "number", integer: "number", boolean: "boolean" };
+    for (const spec of VARIABLE_SPECS) {
+      const value = (parsed as Record<string, unknown>)[spec.name];
+      if (spec.default === undefined) continue;
+      expect(value, spec.name).toBeDefined();
+      if (spec.kind === "list") expect(Array.isArray(value), spec.name).toBe(true);
+      else expect(typeof value, spec.name).toBe(kinds[spec.kind] ?? "string");
+    }
   });
 });

@@ -124,7 +124,7 @@ const PROVIDER_VARIABLE = /^(GLM|KIMI|CUSTOM)_(API_KEY|API_URL|MODEL_NAME|ALLOWE
  * Names that make a project's `.env` look like exai configuration: every exai variable except the
  * generic ones most web projects set for themselves (a warning for those would be noise).
  */
-const EXAI_VARIABLES = new Set(
+const EXAI_VARIABLES = new Set<string>(
   VARIABLES.map((spec) => spec.name).filter((name) => name !== "DATABASE_URL" && name !== "REDIS_URL"),
 );
 
@@ -186,40 +186,36 @@ export function loadConfig(options: LoadConfigOptions): Config {
     }));
     throw configInvalid(problems, source.source);
   }
-  const v = parsed.data as Record<string, unknown>;
-  const num = (name: string) => v[name] as number;
-  const opt = (name: string) => v[name] as number | undefined;
-  const str = (name: string) => v[name] as string | undefined;
-  const list = (name: string) => (v[name] as string[] | undefined) ?? [];
+  const v = parsed.data;
 
   const timeouts = buildTimeoutConfig({
-    simple: num("SIMPLE_TOOL_TIMEOUT_SECS"),
-    workflow: num("WORKFLOW_TOOL_TIMEOUT_SECS"),
-    expert: opt("EXPERT_ANALYSIS_TIMEOUT_SECS") ?? derivedExpertSeconds(num("WORKFLOW_TOOL_TIMEOUT_SECS")),
-    daemon: opt("EXAI_WS_CALL_TIMEOUT"),
-    shim: opt("EXAI_SHIM_RPC_TIMEOUT"),
-    http: num("EX_HTTP_TIMEOUT_SECONDS"),
-    connect: num("EX_CONNECT_TIMEOUT_SECS"),
-    streamIdle: num("EX_STREAM_IDLE_TIMEOUT_SECS"),
-    glm: num("GLM_TIMEOUT_SECS"),
-    kimi: num("KIMI_TIMEOUT_SECS"),
-    custom: num("CUSTOM_TIMEOUT_SECS"),
-    kimiWebSearch: num("KIMI_WEB_SEARCH_TIMEOUT_SECS"),
-    expertHeartbeat: num("EXPERT_HEARTBEAT_INTERVAL_SECS"),
-    progressInterval: num("EXAI_WS_PROGRESS_INTERVAL_SECS"),
+    simple: v.SIMPLE_TOOL_TIMEOUT_SECS,
+    workflow: v.WORKFLOW_TOOL_TIMEOUT_SECS,
+    expert: v.EXPERT_ANALYSIS_TIMEOUT_SECS ?? derivedExpertSeconds(v.WORKFLOW_TOOL_TIMEOUT_SECS),
+    daemon: v.EXAI_WS_CALL_TIMEOUT,
+    shim: v.EXAI_SHIM_RPC_TIMEOUT,
+    http: v.EX_HTTP_TIMEOUT_SECONDS,
+    connect: v.EX_CONNECT_TIMEOUT_SECS,
+    streamIdle: v.EX_STREAM_IDLE_TIMEOUT_SECS,
+    glm: v.GLM_TIMEOUT_SECS,
+    kimi: v.KIMI_TIMEOUT_SECS,
+    custom: v.CUSTOM_TIMEOUT_SECS,
+    kimiWebSearch: v.KIMI_WEB_SEARCH_TIMEOUT_SECS,
+    expertHeartbeat: v.EXPERT_HEARTBEAT_INTERVAL_SECS,
+    progressInterval: v.EXAI_WS_PROGRESS_INTERVAL_SECS,
   });
   const problems = validateHierarchy(timeouts);
 
-  const toolCaps = parseToolCaps(str("EXAI_WS_TOOL_MAX_INFLIGHT") ?? "");
+  const toolCaps = parseToolCaps(v.EXAI_WS_TOOL_MAX_INFLIGHT);
   if (typeof toolCaps === "string")
     problems.push({ variables: ["EXAI_WS_TOOL_MAX_INFLIGHT"], message: toolCaps });
 
   const providers: Partial<Record<ProviderName, ProviderSettings>> = {};
-  const pool = (prefix: string) => ({
-    maxConnections: num(`${prefix}_MAX_CONNECTIONS`),
-    maxKeepaliveConnections: num(`${prefix}_MAX_KEEPALIVE_CONNECTIONS`),
+  const pool = (prefix: "GLM" | "KIMI" | "CUSTOM") => ({
+    maxConnections: v[`${prefix}_MAX_CONNECTIONS`],
+    maxKeepaliveConnections: v[`${prefix}_MAX_KEEPALIVE_CONNECTIONS`],
   });
-  for (const prefix of ["GLM", "KIMI", "CUSTOM"]) {
+  for (const prefix of ["GLM", "KIMI", "CUSTOM"] as const) {
     const settings = pool(prefix);
     if (settings.maxKeepaliveConnections > settings.maxConnections) {
       problems.push({
@@ -228,33 +224,33 @@ export function loadConfig(options: LoadConfigOptions): Config {
       });
     }
   }
-  const glmKey = str("GLM_API_KEY");
+  const glmKey = v.GLM_API_KEY;
   if (glmKey) {
     providers.glm = {
       name: "glm",
       apiKey: glmKey,
-      baseUrl: str("GLM_API_URL") as string,
+      baseUrl: v.GLM_API_URL,
       timeoutMs: timeouts.provider.glm,
       ...pool("GLM"),
-      allowedModels: list("GLM_ALLOWED_MODELS"),
+      allowedModels: v.GLM_ALLOWED_MODELS ?? [],
       models: [],
     };
   }
-  const kimiKey = str("KIMI_API_KEY");
+  const kimiKey = v.KIMI_API_KEY;
   if (kimiKey) {
     providers.kimi = {
       name: "kimi",
       apiKey: kimiKey,
-      baseUrl: str("KIMI_API_URL") as string,
+      baseUrl: v.KIMI_API_URL,
       timeoutMs: timeouts.provider.kimi,
       ...pool("KIMI"),
-      allowedModels: list("KIMI_ALLOWED_MODELS"),
+      allowedModels: v.KIMI_ALLOWED_MODELS ?? [],
       models: [],
     };
   }
-  const customUrl = str("CUSTOM_API_URL");
+  const customUrl = v.CUSTOM_API_URL;
   if (customUrl) {
-    const models = list("CUSTOM_MODEL_NAME");
+    const models = v.CUSTOM_MODEL_NAME ?? [];
     if (models.length === 0) {
       problems.push({
         variables: ["CUSTOM_MODEL_NAME", "CUSTOM_API_URL"],
@@ -263,7 +259,7 @@ export function loadConfig(options: LoadConfigOptions): Config {
     }
     providers.custom = {
       name: "custom",
-      apiKey: str("CUSTOM_API_KEY") ?? "not-needed",
+      apiKey: v.CUSTOM_API_KEY ?? "not-needed",
       baseUrl: customUrl,
       timeoutMs: timeouts.provider.custom,
       ...pool("CUSTOM"),
@@ -272,7 +268,7 @@ export function loadConfig(options: LoadConfigOptions): Config {
     };
   }
 
-  const roots = list("EXAI_ALLOWED_ROOTS");
+  const roots = v.EXAI_ALLOWED_ROOTS ?? [];
   for (const root of roots) {
     if (!isAbsolute(root)) {
       problems.push({
@@ -283,61 +279,61 @@ export function loadConfig(options: LoadConfigOptions): Config {
   }
   if (problems.length > 0) throw configInvalid(problems, source.source);
 
-  const dataDirRaw = str("EXAI_DATA_DIR") as string;
+  const dataDirRaw = v.EXAI_DATA_DIR;
   const dataDir = dataDirRaw.startsWith("~")
     ? join(homeOf(options.env), dataDirRaw.slice(1))
     : resolve(options.cwd, dataDirRaw);
 
-  const token = str("EXAI_WS_TOKEN");
+  const token = v.EXAI_WS_TOKEN;
   return {
     providers,
-    defaultModel: str("DEFAULT_MODEL") as string,
-    fastModelDefault: str("FAST_MODEL_DEFAULT") as string,
-    longModelDefault: str("LONG_MODEL_DEFAULT") as string,
+    defaultModel: v.DEFAULT_MODEL,
+    fastModelDefault: v.FAST_MODEL_DEFAULT,
+    longModelDefault: v.LONG_MODEL_DEFAULT,
     timeouts,
-    retry: { maxRetries: num("PROVIDER_MAX_RETRIES"), baseDelayMs: 500, maxDelayMs: 8000 },
-    expertAnalysisEnabled: v["EXPERT_ANALYSIS_ENABLED"] as boolean,
+    retry: { maxRetries: v.PROVIDER_MAX_RETRIES, baseDelayMs: 500, maxDelayMs: 8000 },
+    expertAnalysisEnabled: v.EXPERT_ANALYSIS_ENABLED,
     conversation: {
-      ttlMs: num("CONVERSATION_TIMEOUT_HOURS") * 3_600_000,
-      maxTurns: num("MAX_CONVERSATION_TURNS"),
+      ttlMs: v.CONVERSATION_TIMEOUT_HOURS * 3_600_000,
+      maxTurns: v.MAX_CONVERSATION_TURNS,
     },
     dataDir,
-    ...(str("DATABASE_URL") ? { databaseUrl: str("DATABASE_URL") } : {}),
-    ...(str("REDIS_URL") ? { redisUrl: str("REDIS_URL") } : {}),
+    ...(v.DATABASE_URL ? { databaseUrl: v.DATABASE_URL } : {}),
+    ...(v.REDIS_URL ? { redisUrl: v.REDIS_URL } : {}),
     daemon: {
-      host: str("EXAI_WS_HOST") as string,
-      port: num("EXAI_WS_PORT"),
+      host: v.EXAI_WS_HOST,
+      port: v.EXAI_WS_PORT,
       ...(token && token !== "off" ? { token } : {}),
       tokenMode: token === "off" ? "off" : token ? "set" : "generate",
-      resultTtlMs: num("EXAI_WS_RESULT_TTL") * 1000,
+      resultTtlMs: v.EXAI_WS_RESULT_TTL * 1000,
     },
     admission: {
-      global: num("EXAI_WS_GLOBAL_MAX_INFLIGHT"),
+      global: v.EXAI_WS_GLOBAL_MAX_INFLIGHT,
       provider: {
-        glm: num("EXAI_WS_GLM_MAX_INFLIGHT"),
-        kimi: num("EXAI_WS_KIMI_MAX_INFLIGHT"),
-        custom: num("EXAI_WS_CUSTOM_MAX_INFLIGHT"),
+        glm: v.EXAI_WS_GLM_MAX_INFLIGHT,
+        kimi: v.EXAI_WS_KIMI_MAX_INFLIGHT,
+        custom: v.EXAI_WS_CUSTOM_MAX_INFLIGHT,
       },
-      session: num("EXAI_WS_SESSION_MAX_INFLIGHT"),
-      tool: toolCaps as Record<string, number>,
+      session: v.EXAI_WS_SESSION_MAX_INFLIGHT,
+      tool: typeof toolCaps === "string" ? {} : toolCaps,
       retries: 3,
     },
-    coalesce: { disabledFor: list("EXAI_WS_DISABLE_COALESCE_FOR_TOOLS") },
+    coalesce: { disabledFor: v.EXAI_WS_DISABLE_COALESCE_FOR_TOOLS ?? [] },
     ...(roots.length > 0 ? { allowedRoots: roots.map((root) => resolve(root)) } : {}),
     tools: {
-      profile: str("TOOL_PROFILE") as ToolProfile,
-      enabled: list("ENABLED_TOOLS"),
-      disabled: list("DISABLED_TOOLS"),
+      profile: v.TOOL_PROFILE,
+      enabled: v.ENABLED_TOOLS ?? [],
+      disabled: v.DISABLED_TOOLS ?? [],
     },
-    logLevel: str("EXAI_LOG_LEVEL") as string,
+    logLevel: v.EXAI_LOG_LEVEL,
     limits: {
-      imageBytes: num("EXAI_MAX_IMAGE_MB") * MIB,
-      messageBytes: num("EXAI_MAX_MESSAGE_MB") * MIB,
-      argumentDepth: num("EXAI_MAX_ARGUMENT_DEPTH"),
-      ...(opt("EXAI_MAX_STREAM_CHARS") !== undefined ? { streamChars: opt("EXAI_MAX_STREAM_CHARS") } : {}),
-      wsBacklogBytes: num("EXAI_WS_MAX_BACKLOG_MB") * MIB,
-      resultCacheBytes: num("EXAI_WS_RESULT_CACHE_MB") * MIB,
-      mcpSessions: num("EXAI_MCP_MAX_SESSIONS"),
+      imageBytes: v.EXAI_MAX_IMAGE_MB * MIB,
+      messageBytes: v.EXAI_MAX_MESSAGE_MB * MIB,
+      argumentDepth: v.EXAI_MAX_ARGUMENT_DEPTH,
+      ...(v.EXAI_MAX_STREAM_CHARS !== undefined ? { streamChars: v.EXAI_MAX_STREAM_CHARS } : {}),
+      wsBacklogBytes: v.EXAI_WS_MAX_BACKLOG_MB * MIB,
+      resultCacheBytes: v.EXAI_WS_RESULT_CACHE_MB * MIB,
+      mcpSessions: v.EXAI_MCP_MAX_SESSIONS,
     },
     cwd: options.cwd,
     source: source.source,

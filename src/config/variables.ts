@@ -25,12 +25,17 @@ export interface VariableSpec {
   max?: number;
 }
 
-const durations = (
-  name: string,
-  def: string,
+/** A duration in seconds (> 0, ≤ 1 day); `def` undefined = unset by default (derived or off). */
+const durations = <
+  const N extends string,
+  const D extends string | undefined,
+  const X extends Partial<VariableSpec> = Record<never, never>,
+>(
+  name: N,
+  def: D,
   meaning: string,
   group: string,
-  extra: Partial<VariableSpec> = {},
+  extra?: X,
 ) =>
   ({
     name,
@@ -40,19 +45,20 @@ const durations = (
     group,
     greaterThan: 0,
     max: 86_400,
-    ...extra,
-  }) as VariableSpec;
-const integer = (
-  name: string,
-  def: string | undefined,
+    ...(extra as X),
+  }) as const;
+/** A whole number within [min, max]. */
+const integer = <const N extends string, const D extends string | undefined>(
+  name: N,
+  def: D,
   meaning: string,
   group: string,
   min = 1,
   max = 100_000,
-) => ({ name, kind: "integer", default: def, meaning, group, min, max }) as VariableSpec;
+) => ({ name, kind: "integer", default: def, meaning, group, min, max }) as const;
 
 /** The full list, in the order the README and `.env.example` show it. */
-export const VARIABLES: readonly VariableSpec[] = [
+export const VARIABLES = [
   // Where the rest comes from (read from the real environment only)
   {
     name: "EXAI_ENV_FILE",
@@ -193,10 +199,10 @@ export const VARIABLES: readonly VariableSpec[] = [
   ),
   durations(
     "EXPERT_ANALYSIS_TIMEOUT_SECS",
-    "",
+    undefined,
     "the expert-analysis model call inside a workflow tool (≤ workflow − min(5 s, 20 % of workflow))",
     "tool timeouts",
-    { default: undefined, defaultLabel: "40 (at most workflow − 5 s)" },
+    { defaultLabel: "40 (at most workflow − 5 s)" },
   ),
   durations(
     "EXPERT_HEARTBEAT_INTERVAL_SECS",
@@ -205,12 +211,10 @@ export const VARIABLES: readonly VariableSpec[] = [
     "tool timeouts",
   ),
   durations("EXAI_WS_PROGRESS_INTERVAL_SECS", "5", "progress cadence of every call", "tool timeouts"),
-  durations("EXAI_WS_CALL_TIMEOUT", "", "daemon ceiling per call", "tool timeouts", {
-    default: undefined,
+  durations("EXAI_WS_CALL_TIMEOUT", undefined, "daemon ceiling per call", "tool timeouts", {
     defaultLabel: "derived 1.5 × workflow",
   }),
-  durations("EXAI_SHIM_RPC_TIMEOUT", "", "shim ceiling per call", "tool timeouts", {
-    default: undefined,
+  durations("EXAI_SHIM_RPC_TIMEOUT", undefined, "shim ceiling per call", "tool timeouts", {
     defaultLabel: "derived 2.0 × workflow",
   }),
   {
@@ -389,7 +393,34 @@ export const VARIABLES: readonly VariableSpec[] = [
     1,
     100_000,
   ),
-];
+] as const satisfies readonly VariableSpec[];
+
+/** The table seen as plain specs (documentation, the schema's runtime shape). */
+export const VARIABLE_SPECS: readonly VariableSpec[] = VARIABLES;
+
+/** One entry of the table, with its literal name, kind and default. */
+type Variable = (typeof VARIABLES)[number];
+/** Every variable name exai reads. */
+export type VariableName = Variable["name"];
+
+/** The parsed type of a variable: numbers for durations and integers, enums as their values. */
+type ValueOf<S extends Variable> = S["kind"] extends "seconds" | "integer"
+  ? number
+  : S["kind"] extends "boolean"
+    ? boolean
+    : S["kind"] extends "list"
+      ? string[]
+      : S extends { values: readonly (infer V)[] }
+        ? V
+        : string;
+
+/**
+ * The parsed environment: one property per variable of VARIABLES, typed by its kind, and
+ * `undefined` only for variables without a default. A misspelt name is a compile error.
+ */
+export type ParsedEnvironment = {
+  [S in Variable as S["name"]]: S extends { default: string } ? ValueOf<S> : ValueOf<S> | undefined;
+};
 
 export type RawEnvironment = Record<string, string | undefined>;
 
@@ -501,9 +532,9 @@ function valueSchema(spec: VariableSpec): z.ZodType<unknown> {
  * falls back to the default). Output: variable name → parsed value (number, boolean, string,
  * string[]) or undefined.
  */
-export function buildEnvironmentSchema() {
+export function buildEnvironmentSchema(): z.ZodType<ParsedEnvironment, RawEnvironment> {
   const shape: Record<string, z.ZodType<unknown>> = {};
-  for (const spec of VARIABLES) {
+  for (const spec of VARIABLE_SPECS) {
     const inner = valueSchema(spec);
     shape[spec.name] = z.preprocess(
       (value) => (typeof value === "string" && value.trim() === "" ? undefined : value),
@@ -511,15 +542,15 @@ export function buildEnvironmentSchema() {
       spec.default === undefined ? inner.optional() : inner.prefault(spec.default as never),
     );
   }
-  return z.object(shape);
+  // The one cast: the shape is built from the same table `ParsedEnvironment` is derived from, each
+  // value by the parser of its kind (numberSchema → number, list → string[], enum → its values…).
+  return z.object(shape) as unknown as z.ZodType<ParsedEnvironment, RawEnvironment>;
 }
-
-export type ParsedEnvironment = Record<string, unknown>;
 
 /** The README configuration table (markdown), generated from VARIABLES. */
 export function renderConfigTable(): string {
   const rows = ["| variable | default | rule | meaning |", "|---|---|---|---|"];
-  for (const spec of VARIABLES) {
+  for (const spec of VARIABLE_SPECS) {
     const def = spec.defaultLabel ?? (spec.default === undefined ? "—" : `\`${spec.default}\``);
     rows.push(`| \`${spec.name}\` | ${def} | ${describeRule(spec)} | ${spec.meaning} |`);
   }
@@ -535,7 +566,7 @@ export function renderEnvExample(): string {
     "# Generated from src/config/variables.ts (a test keeps this file in sync).",
   ];
   let group = "";
-  for (const spec of VARIABLES) {
+  for (const spec of VARIABLE_SPECS) {
     if (spec.group !== group) {
       group = spec.group;
       lines.push("", `# --- ${group} ---`);
