@@ -49,13 +49,13 @@
  */
 import { randomUUID } from "node:crypto";
 import type http from "node:http";
-import { WebSocketServer } from "ws";
+import { WebSocketServer, type WebSocket } from "ws";
 import type { Config } from "../config/load.js";
 import { ExaiError } from "../base/errors.js";
 import type { Logger } from "../base/logging.js";
 import type { Executor } from "../runtime/executor.js";
 import { createRuntime, type Runtime } from "../runtime/runtime.js";
-import { HELLO_TIMEOUT_MS, PING_INTERVAL_MS } from "../mcp/frames.js";
+import { CLOSE_CODES, HELLO_TIMEOUT_MS, PING_INTERVAL_MS } from "../mcp/frames.js";
 import {
   clearStaleSocket,
   ensurePrivateDataDir,
@@ -117,6 +117,12 @@ export interface Daemon {
    * `reloadConfig` or it failed (the current configuration stays). Never rejects.
    */
   reload(reason: string): Promise<boolean>;
+  /**
+   * Serves a socket with the `ws` WebSocket interface as a connection accepted on the owner's
+   * socket (trusted: no token), for links that are not a network socket (an in-memory pair).
+   * While the daemon drains it is closed with 1001 at once.
+   */
+  serve(socket: WebSocket): void;
   /**
    * Graceful shutdown: refuses new connections and calls, waits up to `drainMs` (default: the
    * daemon ceiling) for calls in flight, delivers their results, closes every socket and (when it
@@ -239,6 +245,10 @@ export async function createDaemon(config: Config, options: DaemonOptions = {}):
       return generations.current().runtime;
     },
     reload: generations.reload,
+    serve(socket) {
+      if (draining) socket.close(CLOSE_CODES.GOING_AWAY, "daemon shutting down");
+      else connections.accept(socket, { trusted: true });
+    },
     close,
   };
 }
