@@ -7,6 +7,12 @@
 import { afterEach, describe, expect, it } from "vitest";
 import { startTestRuntime, type TestRuntime } from "./support/harness.js";
 
+/**
+ * Attempt timeouts as long as the tool budget allows: only the cap may end these streams, also on a
+ * loaded machine where pushing megabytes over loopback takes longer than the usual 2 s attempt.
+ */
+const LONG_ATTEMPTS = { GLM_TIMEOUT_SECS: "9", EX_HTTP_TIMEOUT_SECONDS: "9" };
+
 let harness: TestRuntime | undefined;
 afterEach(async () => {
   await harness?.close();
@@ -38,6 +44,7 @@ describe("streamed content cap", () => {
       SIMPLE_TOOL_TIMEOUT_SECS: "10",
       WORKFLOW_TOOL_TIMEOUT_SECS: "20",
       PROVIDER_MAX_RETRIES: "3",
+      ...LONG_ATTEMPTS,
     });
     harness.fake.enqueue({ fault: { kind: "endless" }, times: Infinity });
     const runtime = harness.runtime;
@@ -64,7 +71,11 @@ describe("streamed content cap", () => {
   });
 
   it("one stream line that never ends (no chunk to count) is cut off too, in bounded memory", async () => {
-    harness = await startTestRuntime({ SIMPLE_TOOL_TIMEOUT_SECS: "10", WORKFLOW_TOOL_TIMEOUT_SECS: "20" });
+    harness = await startTestRuntime({
+      SIMPLE_TOOL_TIMEOUT_SECS: "10",
+      WORKFLOW_TOOL_TIMEOUT_SECS: "20",
+      ...LONG_ATTEMPTS,
+    });
     harness.fake.enqueue({ fault: { kind: "endless", oneLine: true, chunkChars: 65536 }, times: Infinity });
     const runtime = harness.runtime;
     const { value: outcome, growth } = await peakRssGrowth(() =>
@@ -78,7 +89,11 @@ describe("streamed content cap", () => {
   });
 
   it("an error response whose body never ends is cut off at 1 MiB, not retried", async () => {
-    harness = await startTestRuntime({ SIMPLE_TOOL_TIMEOUT_SECS: "10", WORKFLOW_TOOL_TIMEOUT_SECS: "20" });
+    harness = await startTestRuntime({
+      SIMPLE_TOOL_TIMEOUT_SECS: "10",
+      WORKFLOW_TOOL_TIMEOUT_SECS: "20",
+      ...LONG_ATTEMPTS,
+    });
     harness.fake.enqueue({ fault: { kind: "endless", status: 503 }, times: Infinity });
     const runtime = harness.runtime;
     const { value: outcome, growth } = await peakRssGrowth(() =>
