@@ -1,6 +1,6 @@
 /** The model registry: catalogue, aliases, retired ids, allow-lists, `auto`, unknown names (SPEC §5). */
 import { describe, expect, it } from "vitest";
-import { thinkingFields } from "../src/providers/openai-compatible.js";
+import { thinkingFields } from "../src/providers/request.js";
 import { createModelRegistry, loadCatalogue, parseCatalogue } from "../src/providers/registry.js";
 import { makeConfig } from "./support/harness.js";
 

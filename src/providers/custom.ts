@@ -3,12 +3,8 @@
  * no provider-specific fields.
  */
 import type { ProviderSettings } from "../config/load.js";
-import {
-  createOpenAICompatibleProvider,
-  type Dialect,
-  type Provider,
-  type ProviderDependencies,
-} from "./openai-compatible.js";
+import { createOpenAICompatibleProvider } from "./openai-compatible.js";
+import type { Dialect, Provider, ProviderDependencies } from "./types.js";
 
 export const customDialect: Dialect = {
   label: "custom",

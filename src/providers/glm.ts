@@ -5,13 +5,10 @@
  * usage in the last stream chunk.
  */
 import type { ProviderSettings } from "../config/load.js";
-import {
-  createOpenAICompatibleProvider,
-  thinkingFields,
-  type Dialect,
-  type Provider,
-  type ProviderDependencies,
-} from "./openai-compatible.js";
+import type { ProviderErrorClass, ProviderErrorInfo } from "./error-classification.js";
+import { createOpenAICompatibleProvider } from "./openai-compatible.js";
+import { thinkingFields } from "./request.js";
+import type { Dialect, Provider, ProviderDependencies } from "./types.js";
 
 /** The GLM web-search tool declaration (SPEC §5). */
 export const GLM_WEB_SEARCH_TOOL = {
@@ -19,10 +16,28 @@ export const GLM_WEB_SEARCH_TOOL = {
   web_search: { enable: true, search_engine: "search_pro_jina", search_result: true },
 } as const;
 
+/** Z.ai business codes (docs.z.ai error codes): rate limits and concurrency caps, retried. */
+const GLM_RATE_LIMIT_CODES = new Set(["1302", "1303", "1305", "1312"]);
+/** Account out of credit or in arrears: not retried. */
+const GLM_QUOTA_CODES = new Set(["1113"]);
+
+/**
+ * Z.ai's business codes: 1302/1303/1305/1312 rate limits (retryable), 1113 quota (not), 1301
+ * content filter and other 1xxx codes the provider's considered answer (not retried).
+ */
+export function classifyGlmError(error: ProviderErrorInfo): ProviderErrorClass | undefined {
+  if (error.code === undefined) return undefined;
+  if (GLM_RATE_LIMIT_CODES.has(error.code)) return "rate_limited";
+  if (GLM_QUOTA_CODES.has(error.code)) return "quota";
+  if (/^1\d{3}$/.test(error.code)) return "final";
+  return undefined;
+}
+
 export const glmDialect: Dialect = {
   label: "GLM",
   keyVariable: "GLM_API_KEY",
   timeoutVariable: "GLM_TIMEOUT_SECS",
+  classifyError: classifyGlmError,
   shapeBody(request, body) {
     Object.assign(body, thinkingFields(request.model, request.thinkingMode));
     if (request.webSearch) {

@@ -6,7 +6,7 @@ import { redactorFor, type Redactor } from "../base/redact.js";
 import { createCustomProvider } from "./custom.js";
 import { createGlmProvider } from "./glm.js";
 import { createKimiProvider } from "./kimi.js";
-import type { Provider, ProviderDependencies } from "./openai-compatible.js";
+import type { Provider, ProviderDependencies } from "./types.js";
 
 export type Providers = Partial<Record<ProviderName, Provider>>;
 

@@ -8,19 +8,33 @@
  */
 import type { ProviderSettings } from "../config/load.js";
 import { ExaiError } from "../base/errors.js";
-import {
-  createOpenAICompatibleProvider,
-  thinkingFields,
-  type ChatMessage,
-  type ChatResult,
-  type Dialect,
-  type Provider,
-  type ProviderDependencies,
-} from "./openai-compatible.js";
+import type { ProviderErrorClass, ProviderErrorInfo } from "./error-classification.js";
+import { createOpenAICompatibleProvider } from "./openai-compatible.js";
+import { thinkingFields } from "./request.js";
+import type { ChatMessage, ChatResult, Dialect, Provider, ProviderDependencies } from "./types.js";
 
 export const KIMI_WEB_SEARCH_TOOL = { type: "builtin_function", function: { name: "$web_search" } } as const;
 /** Upper bound on `$web_search` round trips in one call (each is also bounded by the deadline). */
 export const KIMI_MAX_SEARCH_ROUNDS = 4;
+
+/**
+ * Moonshot's error types (platform.moonshot.ai error codes): exceeded_current_quota_error (the
+ * account is out of credit: not retried), rate_limit_reached_error (retried),
+ * engine_overloaded_error / server_error (transient); the rest follow the shared rules.
+ */
+export function classifyKimiError(error: ProviderErrorInfo): ProviderErrorClass | undefined {
+  switch (error.type) {
+    case "exceeded_current_quota_error":
+      return "quota";
+    case "rate_limit_reached_error":
+      return "rate_limited";
+    case "engine_overloaded_error":
+    case "server_error":
+      return "transient";
+    default:
+      return undefined;
+  }
+}
 
 export const kimiDialect: Dialect = {
   label: "Kimi",
@@ -41,10 +55,7 @@ export const kimiDialect: Dialect = {
   headers(_context, idempotencyKey): Record<string, string> {
     return { "Idempotency-Key": idempotencyKey };
   },
-  isQuotaError(body) {
-    const type = (body as { error?: { type?: string } } | undefined)?.error?.type;
-    return type === "exceeded_current_quota_error";
-  },
+  classifyError: classifyKimiError,
 };
 
 /**

@@ -17,7 +17,7 @@ import type {
   Provider,
   ProviderCallContext,
   TokenUsage,
-} from "../providers/openai-compatible.js";
+} from "../providers/types.js";
 import { abortReason, now, startDeadline, type Deadline } from "../timing/deadline.js";
 import type { ModelCall, ProviderRequest, ToolContext } from "../tools/framework.js";
 

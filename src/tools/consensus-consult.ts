@@ -6,7 +6,7 @@ import { z } from "zod";
 import { invalidArgument, toExaiError } from "../base/errors.js";
 import { buildConversationContext, planBudget } from "../memory/conversation.js";
 import { now } from "../timing/deadline.js";
-import type { ThinkingMode } from "../providers/openai-compatible.js";
+import type { ThinkingMode } from "../providers/types.js";
 import type { ResolvedModel } from "../providers/registry.js";
 import type { Thread } from "../store/store.js";
 import { defaultTemperature, imageParts, usageJson, userMessage } from "./common.js";

@@ -11,7 +11,7 @@ import type { FileReader } from "../files/reader.js";
 import type { Logger } from "../base/logging.js";
 import type { TokenCounter } from "../memory/tokenizer.js";
 import type { AdmissionSnapshot } from "../pipeline/admission.js";
-import type { ChatRequest, ChatResult, JsonRequestInit } from "../providers/openai-compatible.js";
+import type { ChatRequest, ChatResult, JsonRequestInit } from "../providers/types.js";
 import type { ModelRegistry, ResolvedModel } from "../providers/registry.js";
 import type { Store } from "../store/store.js";
 

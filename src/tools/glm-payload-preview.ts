@@ -6,7 +6,7 @@
  */
 import { z } from "zod";
 import { CHAT_SYSTEM_PROMPT } from "./chat.js";
-import { THINKING_MODES, type ThinkingMode } from "../providers/openai-compatible.js";
+import { THINKING_MODES, type ThinkingMode } from "../providers/types.js";
 import { defaultTemperature, oversizedPrompt } from "./common.js";
 import { defineTool } from "./framework.js";
 import { requireProvider, resolveProviderModel } from "./provider-support.js";

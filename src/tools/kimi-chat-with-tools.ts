@@ -8,7 +8,7 @@
  */
 import { z } from "zod";
 import { invalidArgument } from "../base/errors.js";
-import type { ChatMessage } from "../providers/openai-compatible.js";
+import type { ChatMessage } from "../providers/types.js";
 import { defaultTemperature, oversizedPrompt, usageJson, webSearchField } from "./common.js";
 import { defineTool } from "./framework.js";
 import { kimiModelField } from "./kimi-multi-file-chat.js";

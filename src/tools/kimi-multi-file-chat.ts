@@ -4,7 +4,7 @@
  * pattern: "the content, not the file id"; platform.moonshot.ai file-based QA guide).
  */
 import { z } from "zod";
-import { THINKING_MODES, type ChatMessage, type ThinkingMode } from "../providers/openai-compatible.js";
+import { THINKING_MODES, type ChatMessage, type ThinkingMode } from "../providers/types.js";
 import { defaultTemperature, oversizedPrompt, usageJson } from "./common.js";
 import { defineTool } from "./framework.js";
 import { extractFiles, uploadFilesField } from "./kimi-upload-and-extract.js";

@@ -3,7 +3,7 @@
  * steps, the tool-specific extras and the line-numbered relevant files within the model's content
  * budget, and the parsing of the expert's reply.
  */
-import type { ChatResult } from "../providers/openai-compatible.js";
+import type { ChatResult } from "../providers/types.js";
 import type { ResolvedModel } from "../providers/registry.js";
 import { defaultTemperature, imageParts, userMessage } from "./common.js";
 import { planBudget } from "../memory/conversation.js";
