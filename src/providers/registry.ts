@@ -123,20 +123,7 @@ export function createModelRegistry(config: Config, catalogue: ModelInfo[] = loa
     byName.set(model.id.toLowerCase(), model);
     for (const alias of model.aliases) byName.set(alias.toLowerCase(), model);
   }
-  const custom = config.providers.custom;
-  const customModels: ModelInfo[] = (custom?.models ?? []).map((id) => ({
-    id,
-    provider: "custom",
-    contextWindow: 32_768,
-    maxOutput: 4096,
-    thinking: "none",
-    thinkingDefault: false,
-    images: false,
-    webSearch: false,
-    temperature: { min: 0, max: 2, default: 0.3 },
-    aliases: [],
-    description: `custom endpoint model (${custom?.baseUrl ?? ""})`,
-  }));
+  const customModels = customModelsOf(config);
 
   const allowed = (model: ModelInfo): boolean => {
     const list = config.providers[model.provider]?.allowedModels ?? [];
@@ -147,16 +134,9 @@ export function createModelRegistry(config: Config, catalogue: ModelInfo[] = loa
     ...customModels,
   ];
 
-  const noProvider = (): ExaiError =>
-    new ExaiError(
-      "NO_PROVIDER",
-      "no model provider is configured: set GLM_API_KEY (Z.ai), KIMI_API_KEY (Moonshot) or CUSTOM_API_URL + CUSTOM_MODEL_NAME (any OpenAI-compatible endpoint) in the environment or .env, then restart",
-      { details: { variables: ["GLM_API_KEY", "KIMI_API_KEY", "CUSTOM_API_URL"] } },
-    );
-
   const requireProvider = (model: ModelInfo, requested: string): void => {
     if (!configured.includes(model.provider)) {
-      if (configured.length === 0) throw noProvider();
+      if (configured.length === 0) throw noProviderError();
       throw new ExaiError(
         "NO_PROVIDER",
         `model ${requested} needs the ${model.provider} provider, which is not configured: set ${PROVIDER_KEY[model.provider]}, or pick one of: ${available()
@@ -175,7 +155,7 @@ export function createModelRegistry(config: Config, catalogue: ModelInfo[] = loa
   };
 
   const pickAuto = (estimatedTokens: number): ResolvedModel => {
-    if (configured.length === 0) throw noProvider();
+    if (configured.length === 0) throw noProviderError();
     const candidates: string[] = [];
     const fast = byName.get(config.fastModelDefault.toLowerCase());
     const long = byName.get(config.longModelDefault.toLowerCase());
@@ -196,7 +176,7 @@ export function createModelRegistry(config: Config, catalogue: ModelInfo[] = loa
     }
     // Otherwise the largest-context model available.
     const fallback = [...available()].sort((a, b) => b.contextWindow - a.contextWindow)[0];
-    if (!fallback) throw noProvider();
+    if (!fallback) throw noProviderError();
     return { model: fallback, requested: "auto" };
   };
 
@@ -225,26 +205,9 @@ export function createModelRegistry(config: Config, catalogue: ModelInfo[] = loa
       }
       const provider: ProviderName | undefined = prefixed
         ? (prefixed[1]?.toLowerCase() as ProviderName)
-        : /^glm-/i.test(bare)
-          ? "glm"
-          : /^(kimi-|moonshot-)/i.test(bare)
-            ? "kimi"
-            : undefined;
+        : guessProvider(bare);
       if (provider) {
-        const model: ModelInfo = {
-          id: bare,
-          provider,
-          contextWindow: 32_768,
-          maxOutput: 4096,
-          thinking: "none",
-          thinkingDefault: false,
-          images: false,
-          webSearch: false,
-          temperature: provider === "kimi" ? null : { min: 0, max: 1, default: 0.6 },
-          aliases: [],
-          description: "not in the catalogue: conservative capabilities",
-          uncatalogued: true,
-        };
+        const model = uncataloguedModel(bare, provider);
         requireProvider(model, requested);
         return {
           model,
@@ -252,7 +215,7 @@ export function createModelRegistry(config: Config, catalogue: ModelInfo[] = loa
           note: `${bare} is not in the catalogue; sent to ${provider} with conservative limits`,
         };
       }
-      if (configured.length === 0) throw noProvider();
+      if (configured.length === 0) throw noProviderError();
       throw new ExaiError(
         "MODEL_NOT_FOUND",
         `model: unknown model ${JSON.stringify(requested)}; available: ${available()
@@ -263,5 +226,56 @@ export function createModelRegistry(config: Config, catalogue: ModelInfo[] = loa
         { details: { field: "model", model: requested } },
       );
     },
+  };
+}
+
+function noProviderError(): ExaiError {
+  return new ExaiError(
+    "NO_PROVIDER",
+    "no model provider is configured: set GLM_API_KEY (Z.ai), KIMI_API_KEY (Moonshot) or CUSTOM_API_URL + CUSTOM_MODEL_NAME (any OpenAI-compatible endpoint) in the environment or .env, then restart",
+    { details: { variables: ["GLM_API_KEY", "KIMI_API_KEY", "CUSTOM_API_URL"] } },
+  );
+}
+
+/** The models of the custom endpoint (CUSTOM_MODEL_NAME), with conservative capabilities. */
+function customModelsOf(config: Config): ModelInfo[] {
+  const custom = config.providers.custom;
+  return (custom?.models ?? []).map((id) => ({
+    id,
+    provider: "custom",
+    contextWindow: 32_768,
+    maxOutput: 4096,
+    thinking: "none",
+    thinkingDefault: false,
+    images: false,
+    webSearch: false,
+    temperature: { min: 0, max: 2, default: 0.3 },
+    aliases: [],
+    description: `custom endpoint model (${custom?.baseUrl ?? ""})`,
+  }));
+}
+
+/** The provider an uncatalogued name plainly belongs to ("glm-…", "kimi-…", "moonshot-…"). */
+function guessProvider(name: string): ProviderName | undefined {
+  if (/^glm-/i.test(name)) return "glm";
+  if (/^(kimi-|moonshot-)/i.test(name)) return "kimi";
+  return undefined;
+}
+
+/** A model the catalogue does not know, with conservative limits. */
+function uncataloguedModel(id: string, provider: ProviderName): ModelInfo {
+  return {
+    id,
+    provider,
+    contextWindow: 32_768,
+    maxOutput: 4096,
+    thinking: "none",
+    thinkingDefault: false,
+    images: false,
+    webSearch: false,
+    temperature: provider === "kimi" ? null : { min: 0, max: 1, default: 0.6 },
+    aliases: [],
+    description: "not in the catalogue: conservative capabilities",
+    uncatalogued: true,
   };
 }
