@@ -1,7 +1,11 @@
 // `npm run bench`: measures exai against a direct provider call and a peer gateway, all in one run,
 // and writes bench/RESULTS.md. Every server runs on loopback; nothing leaves the machine.
 //
-//   node bench/run.mjs [--quick]      (--quick: fewer iterations, for a smoke check of the script)
+//   node bench/run.mjs [--quick] [--only <sections>]
+//     --quick: fewer iterations, for a smoke check of the script
+//     --only overhead,scaling,timeouts,memory,startup,tokens: run just these sections and print
+//       them (bench/RESULTS.md is rewritten only by a run of every section)
+import { spawn } from "node:child_process";
 import { existsSync, renameSync, writeFileSync } from "node:fs";
 import { cpus, totalmem } from "node:os";
 import { join } from "node:path";
@@ -29,6 +33,17 @@ import {
 } from "./lib.mjs";
 
 const quick = process.argv.includes("--quick");
+const SECTIONS = ["overhead", "scaling", "timeouts", "memory", "startup", "tokens"];
+const onlyIndex = process.argv.indexOf("--only");
+const only = onlyIndex === -1 ? SECTIONS : (process.argv[onlyIndex + 1] ?? "").split(",").filter(Boolean);
+const unknown = only.filter((name) => !SECTIONS.includes(name));
+if (unknown.length > 0 || only.length === 0) {
+  process.stderr.write(
+    `--only: unknown section(s) ${unknown.join(", ") || "(none given)"}; use ${SECTIONS.join(",")}\n`,
+  );
+  process.exit(2);
+}
+const partial = only.length < SECTIONS.length;
 const N = (full, small) => (quick ? small : full);
 const log = (text) => process.stderr.write(`${text}\n`);
 const sections = [];
@@ -300,6 +315,8 @@ async function timeoutPrecision(fake) {
   );
 }
 
+const MEMORY_TOKEN = "bench-memory-token-0123456789";
+
 async function daemonMemory(fake) {
   if (!existsSync(join(ROOT, "dist", "daemon", "server.js"))) {
     notes.push("Daemon memory was not measured: dist/daemon is not built in this checkout.");
@@ -317,12 +334,17 @@ async function daemonMemory(fake) {
     GLM_MAX_CONNECTIONS: "2000",
     SIMPLE_TOOL_TIMEOUT_SECS: "30",
     EXAI_WS_PROGRESS_INTERVAL_SECS: "5",
+    // The daemon's TCP port needs its token (hello `token`, Authorization on HTTP).
+    EXAI_WS_TOKEN: MEMORY_TOKEN,
   });
   const daemon = startProcess(process.execPath, [CLI, "daemon", "--port", String(port)], env);
   await waitForPort(port);
   fake.enqueue({ fault: { kind: "hang_before_headers" }, times: Infinity });
   const idle = await rssMb(daemon.child.pid);
-  const socket = new WebSocket(`ws://127.0.0.1:${port}/`);
+  measured.rssIdle = idle;
+  const socket = new WebSocket(`ws://127.0.0.1:${port}/`, {
+    headers: { authorization: `Bearer ${MEMORY_TOKEN}` },
+  });
   await new Promise((done, reject) => {
     socket.once("open", done);
     socket.once("error", reject);
@@ -334,7 +356,10 @@ async function daemonMemory(fake) {
       if (frame.op === "call_tool_ack" && ++acks === inflight) done();
     });
   });
-  socket.send(JSON.stringify({ op: "hello", client: { name: "bench", version: "1" } }));
+  socket.once("close", (code, reason) =>
+    log(`daemon memory: the daemon closed the socket (${code} ${reason})`),
+  );
+  socket.send(JSON.stringify({ op: "hello", token: MEMORY_TOKEN, client: { name: "bench", version: "1" } }));
   for (let index = 0; index < inflight; index++) {
     socket.send(
       JSON.stringify({
@@ -350,7 +375,9 @@ async function daemonMemory(fake) {
   const deadline = performance.now() + 20_000;
   while (fake.chatRequests().length < inflight && performance.now() < deadline)
     await new Promise((done) => setTimeout(done, 100));
-  const health = await fetch(`http://127.0.0.1:${port}/health`).then((response) => response.json());
+  const health = await fetch(`http://127.0.0.1:${port}/health`, {
+    headers: { authorization: `Bearer ${MEMORY_TOKEN}` },
+  }).then((response) => response.json());
   const loaded = await rssMb(daemon.child.pid);
   measured.rss1000 = inflight === 1000 ? loaded : NaN;
   socket.close();
@@ -369,6 +396,77 @@ async function daemonMemory(fake) {
       "|---|---|",
       `| idle | ${idle.toFixed(1)} |`,
       `| ${inflight.toLocaleString("en-US")} in flight | ${loaded.toFixed(1)} |`,
+    ].join("\n"),
+  );
+}
+
+/** Milliseconds from spawning `exai stdio` to its answer to `initialize` (sent at once on stdin). */
+async function timeToInitialize(env) {
+  const started = performance.now();
+  const child = spawn(process.execPath, [CLI, "stdio"], { env, stdio: ["pipe", "pipe", "ignore"] });
+  child.stdin.write(
+    `${JSON.stringify({
+      jsonrpc: "2.0",
+      id: 1,
+      method: "initialize",
+      params: {
+        protocolVersion: "2025-06-18",
+        capabilities: {},
+        clientInfo: { name: "bench", version: "1" },
+      },
+    })}\n`,
+  );
+  let buffered = "";
+  const elapsed = await new Promise((done, reject) => {
+    child.once("exit", (code) =>
+      reject(new Error(`exai stdio exited (${code}) before answering initialize`)),
+    );
+    child.stdout.on("data", (chunk) => {
+      buffered += chunk.toString();
+      if (buffered.includes("\n") && JSON.parse(buffered.split("\n")[0]).id === 1)
+        done(performance.now() - started);
+    });
+  });
+  child.removeAllListeners("exit");
+  const exited = new Promise((done) => child.once("exit", done));
+  child.stdin.end();
+  await exited;
+  return elapsed;
+}
+
+async function startup() {
+  log("exai stdio: time to answer initialize …");
+  const runs = N(11, 3);
+  const data = dataDir();
+  const env = benchEnv({
+    GLM_API_KEY: "bench",
+    GLM_API_URL: "http://127.0.0.1:9/v1",
+    EXAI_DATA_DIR: data.path,
+  });
+  await timeToInitialize(env); // warms the file-system cache, not counted
+  const times = [];
+  for (let run = 0; run < runs; run++) times.push(await timeToInitialize(env));
+  data.cleanup();
+  // A bare `node -e 0` in the same run: the floor no exai change can go below.
+  const floor = [];
+  for (let run = 0; run < runs; run++) {
+    const t0 = performance.now();
+    await new Promise((done) => spawn(process.execPath, ["-e", "0"], { stdio: "ignore" }).once("exit", done));
+    floor.push(performance.now() - t0);
+  }
+  measured.initializeMs = quantile(times, 0.5);
+  sections.push(
+    [
+      "## Startup",
+      "",
+      `\`exai stdio\` spawned ${runs} times; each time \`initialize\` is written to its stdin at once and the`,
+      "time runs to its answer on stdout (ms). The provider is configured but never contacted. `node -e 0`",
+      "is the floor: starting Node itself on this machine in the same run.",
+      "",
+      "| process | median ms | min ms | max ms |",
+      "|---|---|---|---|",
+      `| exai stdio → initialize answered | ${ms(quantile(times, 0.5))} | ${ms(Math.min(...times))} | ${ms(Math.max(...times))} |`,
+      `| node -e 0 (exit) | ${ms(quantile(floor, 0.5))} | ${ms(Math.min(...floor))} | ${ms(Math.max(...floor))} |`,
     ].join("\n"),
   );
 }
@@ -428,7 +526,9 @@ function targetsSection() {
     row("shim + daemon overhead p50 ≤ 2 ms (concurrency 1)", c1.daemonP50, 2, "ms"),
     row("64 parallel 1 s calls ≤ 1.2 s wall", measured.parallel64, 1.2, "s"),
     row("timeout precision p99 ≤ 50 ms", measured.timeoutP99, 50, "ms"),
+    row("daemon ≤ 90 MB RSS idle", measured.rssIdle, 90, "MB"),
     row("daemon ≤ 150 MB RSS at 1,000 in flight", measured.rss1000, 150, "MB"),
+    row("exai stdio answers initialize ≤ 300 ms after spawn (median)", measured.initializeMs, 300, "ms"),
     row(
       "overhead p50 below the peer's (exai in-process minus Portkey, concurrency 1)",
       c1.inProcessP50 - c1.portkeyP50,
@@ -447,11 +547,12 @@ function targetsSection() {
 const fake = await startFakeProvider();
 const started = new Date();
 try {
-  await overhead(fake);
-  await parallelScaling(fake);
-  await timeoutPrecision(fake);
-  await daemonMemory(fake);
-  await toolsListTokens();
+  if (only.includes("overhead")) await overhead(fake);
+  if (only.includes("scaling")) await parallelScaling(fake);
+  if (only.includes("timeouts")) await timeoutPrecision(fake);
+  if (only.includes("memory")) await daemonMemory(fake);
+  if (only.includes("startup")) await startup();
+  if (only.includes("tokens")) await toolsListTokens();
 } finally {
   await fake.close();
 }
@@ -462,7 +563,7 @@ const header = [
   "",
   `- date: ${started.toISOString()}`,
   `- machine: ${cpus().length} × ${cpu}, ${(totalmem() / 2 ** 30).toFixed(0)} GiB, ${process.platform} ${process.arch}, Node ${process.version}`,
-  `- command: \`npm run bench\`${quick ? " (--quick: reduced iterations)" : ""}`,
+  `- command: \`npm run bench\`${quick ? " (--quick: reduced iterations)" : ""}${partial ? ` (--only ${only.join(",")})` : ""}`,
   "- every figure comes from this one run; the machine is shared, so compare rows within a table, not across runs.",
 ].join("\n");
 const body = [
@@ -471,8 +572,13 @@ const body = [
   ...sections,
   ...(notes.length ? [`## Notes\n\n${notes.map((note) => `- ${note}`).join("\n")}`] : []),
 ].join("\n\n");
-const target = join(ROOT, "bench", "RESULTS.md");
-writeFileSync(`${target}.tmp`, `${body}\n`);
-renameSync(`${target}.tmp`, target);
-log(`wrote ${target}`);
+if (partial) {
+  // A subset would drop the other sections' rows from the file: print it instead.
+  process.stdout.write(`${body}\n`);
+} else {
+  const target = join(ROOT, "bench", "RESULTS.md");
+  writeFileSync(`${target}.tmp`, `${body}\n`);
+  renameSync(`${target}.tmp`, target);
+  log(`wrote ${target}`);
+}
 process.exit(0);
