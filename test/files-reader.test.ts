@@ -202,7 +202,7 @@ describe("FileReader.read", () => {
   it("rejects with the signal's reason when aborted", async () => {
     await writeTree({ "a.ts": "a\n" });
     const controller = new AbortController();
-    const reason = new ExaiError("TIMEOUT", "deadline reached");
+    const reason = new ExaiError("TIMEOUT", "deadline reached", { details: { layer: "tool", budget_s: 1 } });
     controller.abort(reason);
     await expect(reader.read(at("a.ts"), controller.signal)).rejects.toBe(reason);
   });

@@ -90,7 +90,9 @@ describe("coalescing", () => {
       });
     const first = new AbortController();
     const pending = coalescer.run("k", start, first.signal, 5000);
-    first.abort(new ExaiError("TIMEOUT", "first caller's deadline"));
+    first.abort(
+      new ExaiError("TIMEOUT", "first caller's deadline", { details: { layer: "tool", budget_s: 5 } }),
+    );
     await expect(pending).rejects.toMatchObject({ code: "TIMEOUT" });
     const second = await coalescer.run("k", start, new AbortController().signal, 5000);
     expect(second.shared).toBe(false);

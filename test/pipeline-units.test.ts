@@ -166,7 +166,7 @@ describe("deadlines", () => {
   it("sleep rejects with the abort reason", async () => {
     const controller = new AbortController();
     const pending = sleep(10_000, controller.signal);
-    controller.abort(new ExaiError("TIMEOUT", "late"));
+    controller.abort(new ExaiError("TIMEOUT", "late", { details: { layer: "tool", budget_s: 10 } }));
     await expect(pending).rejects.toMatchObject({ code: "TIMEOUT" });
   });
 });

@@ -413,7 +413,9 @@ describe("shim connect backoff", () => {
   });
 
   it("a final failure (unverified daemon) ends at once, unchanged", async () => {
-    const unverified = new ExaiError("CONFIG_INVALID", "the daemon could not be verified");
+    const unverified = new ExaiError("CONFIG_INVALID", "the daemon could not be verified", {
+      details: { variables: ["EXAI_DATA_DIR"] },
+    });
     let calls = 0;
     const { error } = await settle(
       connectWithBackoff({
@@ -504,7 +506,9 @@ describe("shim OVER_CAPACITY retry", () => {
       ),
     );
     await vi.advanceTimersByTimeAsync(1000);
-    controller.abort(new ExaiError("TIMEOUT", "the shim call timed out", { details: { layer: "shim" } }));
+    controller.abort(
+      new ExaiError("TIMEOUT", "the shim call timed out", { details: { layer: "shim", budget_s: 30 } }),
+    );
     const { error } = await pending;
     expect(error?.code).toBe("TIMEOUT");
     expect(error?.details.layer).toBe("shim");
@@ -547,7 +551,9 @@ describe("shim tool listing", () => {
     const { error } = await settle(
       listToolsWithRetry({ deadlineAt: now() + 30_000, signal: live() }, async () => {
         finals++;
-        throw new ExaiError("CONFIG_INVALID", "the daemon could not be verified");
+        throw new ExaiError("CONFIG_INVALID", "the daemon could not be verified", {
+          details: { variables: ["EXAI_DATA_DIR"] },
+        });
       }),
     );
     expect(error?.code).toBe("CONFIG_INVALID");

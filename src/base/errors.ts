@@ -34,23 +34,175 @@ export type TimeoutLayer =
   | "client"
   | "web_search";
 
-export interface ExaiErrorOptions {
+/** One attempt of a retried operation, as recorded in `details.attempts` (src/timing/retry.ts). */
+export interface AttemptSummary {
+  /** 1-based. */
+  attempt: number;
+  durationMs: number;
+  /** Error code of the attempt, or "ok". */
+  outcome: string;
+  status?: number;
+  message?: string;
+}
+
+/** Facts any error may carry, whatever its code. */
+export interface CommonDetails {
+  /** Every attempt of a retried operation. */
+  attempts?: readonly AttemptSummary[];
+  /** The provider the failure came from ("glm", "kimi", "custom"). */
+  provider?: string;
+  /** HTTP status of the provider response. */
+  status?: number;
+  /** Where it happened: a timeout layer, or "shim" for the shim's own errors. */
+  layer?: string;
+  /** The daemon the shim talked to ("unix:/…/daemon.sock"). */
+  daemon_url?: string;
+  /** Machine-readable reason ("daemon_gone", "daemon_unreachable", …). */
+  reason?: string;
+}
+
+/** One invalid setting of a CONFIG_INVALID. */
+export interface ConfigProblem {
+  variables: string[];
+  message: string;
+}
+
+/**
+ * The machine-readable facts of each error code (SPEC §6.7), on top of CommonDetails. Constructing
+ * an error with a missing required fact or an unknown one is a compile error.
+ */
+export interface DetailsByCode {
+  TIMEOUT: {
+    layer: TimeoutLayer;
+    /** The budget that ran out, seconds. */
+    budget_s: number;
+  };
+  CANCELLED: Record<never, never>;
+  OVER_CAPACITY: {
+    /** The kind of cap: "global", "provider", "tool", "session". */
+    cap: string;
+    cap_name?: string;
+    inflight?: number;
+    limit?: number;
+  };
+  DUPLICATE: { original_request_id: string };
+  RATE_LIMITED: {
+    model?: string;
+    /** The provider's business code (Z.ai: 1302, 1303…). */
+    provider_code?: string | number;
+  };
+  PROVIDER_ERROR: {
+    model?: string;
+    /** The variable that bounds what failed (EXAI_MAX_STREAM_CHARS…). */
+    variable?: string;
+    cap_chars?: number;
+    cap_bytes?: number;
+    rounds?: number;
+    provider_code?: string | number;
+  };
+  NO_PROVIDER: { variables?: string[]; model?: string };
+  MODEL_NOT_FOUND: { model?: string; field?: string };
+  INVALID_ARGUMENT: {
+    /** The argument (or CLI option) at fault. */
+    field?: string;
+    /** The value given, when it helps (a git ref, a repeated model entry). */
+    value?: unknown;
+    variable?: string;
+    tool?: string;
+    /** The path argument as given (not necessarily a string when it is the fault). */
+    path?: unknown;
+    /** What the path is when that is the fault ("directory", "special"). */
+    kind?: string;
+    /** The file does not exist. */
+    missing?: boolean;
+    max_turns?: number;
+    turns?: number;
+    limit?: number;
+    bytes?: number;
+    frame_bytes?: number;
+    limit_bytes?: number;
+    close_code?: number;
+    daemon_code?: string;
+  };
+  FILE_ACCESS_DENIED: {
+    field?: string;
+    path?: string;
+    resolved_path?: string;
+    allowed_roots?: string[];
+    /** The sandbox rule that refused it (`*.pem`, "outside the allowed roots"…). */
+    rule?: string;
+    /** What looked secret: the file's name or its content. */
+    secret?: "name" | "content";
+    /** What the path is when that is the reason ("directory"). */
+    kind?: string;
+    /** The file does not exist. */
+    missing?: boolean;
+  };
+  CONFIG_INVALID: {
+    /** Every variable at fault. */
+    variables: string[];
+    problems?: ConfigProblem[];
+    path?: string;
+    variable?: string;
+    value?: unknown;
+    data_dir?: string;
+    unknown?: string[];
+  };
+  INTERNAL: {
+    /** The OS or SQLite error code of an environment fault (ENOSPC, SQLITE_FULL…). */
+    os_error?: string;
+    /** True for an environment fault (not a bug). */
+    environment?: boolean;
+    path?: string;
+    field?: string;
+  };
+}
+
+type UnionToIntersection<U> = (U extends unknown ? (x: U) => void : never) extends (x: infer I) => void
+  ? I
+  : never;
+
+/** What a reader of an error of any code may find: every fact of every code, all optional. */
+export type AnyDetails = CommonDetails &
+  Partial<Omit<UnionToIntersection<DetailsByCode[ErrorCode]>, keyof CommonDetails>>;
+
+/**
+ * The details of an error of code `C`: exactly that code's facts when `C` is one code (so a wrong
+ * or missing fact does not compile), any code's facts when the code is not known statically.
+ */
+export type ErrorDetails<C extends ErrorCode = ErrorCode> = [ErrorCode] extends [C]
+  ? AnyDetails
+  : C extends ErrorCode
+    ? DetailsByCode[C] & CommonDetails
+    : never;
+
+export interface ExaiErrorOptions<C extends ErrorCode = ErrorCode> {
   cause?: unknown;
   /** True when the same request may succeed if tried again (after `retryAfterS`). */
   retryable?: boolean;
   /** Seconds the caller should wait before trying again (OVER_CAPACITY, RATE_LIMITED). */
   retryAfterS?: number;
-  /** Extra machine-readable facts (layer, budget_s, attempts, field, path, original_request_id…). */
-  details?: Record<string, unknown>;
+  /** Extra machine-readable facts, typed per code (DetailsByCode). */
+  details?: ErrorDetails<C>;
 }
+
+/** The options argument: required (with its details) when the code has required facts. */
+type OptionsArgument<C extends ErrorCode> = [ErrorCode] extends [C]
+  ? [options?: ExaiErrorOptions<C>]
+  : C extends ErrorCode
+    ? Record<never, never> extends DetailsByCode[C]
+      ? [options?: ExaiErrorOptions<C>]
+      : [options: ExaiErrorOptions<C> & { details: ErrorDetails<C> }]
+    : never;
 
 const BRAND = Symbol.for("exai.error");
 
-export class ExaiError extends Error {
+class ExaiErrorClass extends Error {
   readonly code: ErrorCode;
   readonly retryable: boolean;
   readonly retryAfterS: number | undefined;
-  readonly details: Record<string, unknown>;
+  /** Machine-readable facts; what each code carries is DetailsByCode. */
+  readonly details: AnyDetails;
   readonly [BRAND] = true;
 
   constructor(code: ErrorCode, message: string, options: ExaiErrorOptions = {}) {
@@ -78,6 +230,19 @@ export class ExaiError extends Error {
     return payload;
   }
 }
+
+/** The one error type of exai: a stable code, a message for the user, typed details. */
+export type ExaiError = ExaiErrorClass;
+
+/** The constructor: the details argument is checked against the code's DetailsByCode entry. */
+export interface ExaiErrorConstructor {
+  new <C extends ErrorCode>(code: C, message: string, ...options: OptionsArgument<C>): ExaiError;
+  /** Brand check that survives two copies of this module (e.g. dist and src in one test run). */
+  is(value: unknown): value is ExaiError;
+  readonly prototype: ExaiError;
+}
+
+export const ExaiError: ExaiErrorConstructor = ExaiErrorClass as unknown as ExaiErrorConstructor;
 
 export interface ErrorPayload {
   status: "error";
@@ -193,7 +358,7 @@ export function environmentFault(error: unknown, where = "exai"): ExaiError | un
 export function invalidArgument(
   field: string,
   message: string,
-  details: Record<string, unknown> = {},
+  details: Omit<ErrorDetails<"INVALID_ARGUMENT">, "field"> = {},
 ): ExaiError {
   return new ExaiError("INVALID_ARGUMENT", `${field}: ${message}`, { details: { field, ...details } });
 }

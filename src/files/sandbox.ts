@@ -122,7 +122,7 @@ function normaliseRoots(roots: readonly string[]): string[] {
         "CONFIG_INVALID",
         `allowed root ${JSON.stringify(root)} is not an absolute directory; set EXAI_ALLOWED_ROOTS ` +
           `(or the MCP client's roots) to absolute paths, e.g. /home/me/project`,
-        { details: { variable: "EXAI_ALLOWED_ROOTS", value: root } },
+        { details: { variables: ["EXAI_ALLOWED_ROOTS"], variable: "EXAI_ALLOWED_ROOTS", value: root } },
       );
     }
     const resolved = realpathIfExists(path.resolve(root));

@@ -99,6 +99,7 @@ export async function retryOverCapacity<A extends AnswerWithError>(
     return {
       error: new ExaiError("OVER_CAPACITY", answer.error?.message ?? "over capacity", {
         retryable: true,
+        details: { cap: "daemon" },
         ...(retryAfterS !== undefined ? { retryAfterS } : {}),
       }),
       retryable: true,

@@ -269,7 +269,7 @@ function finalFailure(error: LinkFailure, config: Config, url: string): ExaiErro
     return new ExaiError(
       "CONFIG_INVALID",
       `the daemon at ${url} refused this shim (${error.message}); its socket should need no token — restart the daemon`,
-      { details: { layer: "shim", reason: "daemon_refused" } },
+      { details: { layer: "shim", reason: "daemon_refused", variables: [] } },
     );
   }
   return undefined;

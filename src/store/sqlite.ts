@@ -301,7 +301,7 @@ class SqliteStore implements Store {
         "CONFIG_INVALID",
         `Cannot open the exai database at ${path}: ${message}. Check that the directory is writable ` +
           `and the file is an SQLite database (set EXAI_DATA_DIR to use another location).`,
-        { cause: error, details: { path } },
+        { cause: error, details: { path, variables: ["EXAI_DATA_DIR"] } },
       );
     }
     this.db = db;

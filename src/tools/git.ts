@@ -99,7 +99,7 @@ export function runGit(
             new ExaiError(
               "CONFIG_INVALID",
               "git is not installed or not on the PATH of the exai server process; install git (precommit reads the diff with it)",
-              { cause: error },
+              { cause: error, details: { variables: ["PATH"] } },
             ),
           );
         } else if (failure.killed) {
