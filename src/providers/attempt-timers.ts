@@ -8,7 +8,7 @@ import { now } from "../timing/deadline.js";
 import type { ProviderName } from "../config/load.js";
 import type { ProviderCallContext } from "./types.js";
 
-export interface AttemptTimerOptions {
+interface AttemptTimerOptions {
   /** "GLM", "Kimi": the start of every message. */
   label: string;
   provider: ProviderName;

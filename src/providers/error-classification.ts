@@ -58,7 +58,7 @@ function sharedClass(error: ProviderErrorInfo): ProviderErrorClass {
 }
 
 /** A body's message for error texts: at most 300 characters, with its code. */
-export function extractMessage(body: unknown): string {
+function extractMessage(body: unknown): string {
   if (typeof body === "string") return body.slice(0, 300) || "no body";
   const error = parseProviderError(body);
   const text = error.message ?? JSON.stringify(body ?? null).slice(0, 300);

@@ -11,7 +11,7 @@ import { thinkingFields } from "./request.js";
 import type { Dialect, Provider, ProviderDependencies } from "./types.js";
 
 /** The GLM web-search tool declaration (SPEC §5). */
-export const GLM_WEB_SEARCH_TOOL = {
+const GLM_WEB_SEARCH_TOOL = {
   type: "web_search",
   web_search: { enable: true, search_engine: "search_pro_jina", search_result: true },
 } as const;

@@ -13,7 +13,7 @@ import { createOpenAICompatibleProvider } from "./openai-compatible.js";
 import { thinkingFields } from "./request.js";
 import type { ChatMessage, ChatResult, Dialect, Provider, ProviderDependencies } from "./types.js";
 
-export const KIMI_WEB_SEARCH_TOOL = { type: "builtin_function", function: { name: "$web_search" } } as const;
+const KIMI_WEB_SEARCH_TOOL = { type: "builtin_function", function: { name: "$web_search" } } as const;
 /** Upper bound on `$web_search` round trips in one call (each is also bounded by the deadline). */
 export const KIMI_MAX_SEARCH_ROUNDS = 4;
 

@@ -7,7 +7,7 @@ import { z } from "zod";
 import { PROVIDER_NAMES, type Config, type ProviderName } from "../config/load.js";
 import { ExaiError } from "../base/errors.js";
 
-export type ThinkingSupport = "none" | "toggle" | "effort";
+type ThinkingSupport = "none" | "toggle" | "effort";
 
 export interface ModelInfo {
   id: string;

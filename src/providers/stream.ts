@@ -26,7 +26,7 @@ const toolCallDeltaSchema = z.looseObject({
 });
 
 /** One `data:` event of a chat-completions stream, as far as exai reads it. */
-export const streamChunkSchema = z.looseObject({
+const streamChunkSchema = z.looseObject({
   id: z.string().nullish(),
   request_id: z.string().nullish(),
   web_search: z.array(z.unknown()).nullish(),
@@ -65,7 +65,7 @@ export interface StreamState {
   toolCalls: ToolCall[];
 }
 
-export interface StreamReadOptions {
+interface StreamReadOptions {
   /** "GLM glm-4.5": the start of messages. */
   label: string;
   provider: ProviderName;

@@ -12,12 +12,7 @@ import type { ProviderName } from "../config/load.js";
 import { ExaiError, type TimeoutLayer } from "../base/errors.js";
 import type { Admission, Lease } from "../pipeline/admission.js";
 import type { Providers } from "../providers/index.js";
-import type {
-  ChatResult,
-  Provider,
-  ProviderCallContext,
-  TokenUsage,
-} from "../providers/types.js";
+import type { ChatResult, Provider, ProviderCallContext, TokenUsage } from "../providers/types.js";
 import { abortReason, now, startDeadline, type Deadline } from "../timing/deadline.js";
 import type { ModelCall, ProviderRequest, ToolContext } from "../tools/framework.js";
 
@@ -44,7 +39,7 @@ export function emptyUsage(): CallUsage {
   };
 }
 
-export interface ProviderPathOptions {
+interface ProviderPathOptions {
   providers: Providers;
   admission: Admission;
   /** The provider whose slot admission took for the call (its model's, or the tool's `selectProvider`). */

@@ -2,7 +2,7 @@
 import { z } from "zod";
 import { createWorkflowTool } from "./workflow.js";
 
-export const ANALYZE_PROMPT = `You are a principal engineer analysing a codebase. Another AI agent has examined it step by step; its findings and the
+const ANALYZE_PROMPT = `You are a principal engineer analysing a codebase. Another AI agent has examined it step by step; its findings and the
 relevant files (with line numbers) follow. Assess architecture, design, coupling, scalability, performance, security posture
 and maintainability. Separate real, material problems from style. Recommend concrete, prioritised changes with file:line.
 JSON response: {"status":"analysis_complete","summary":"...","strengths":["..."],"risks":[{"severity":"high|medium|low",

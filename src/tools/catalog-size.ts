@@ -15,7 +15,7 @@ import { selectTools } from "./index.js";
 /** Documented ceiling for the full profile's tools/list, tokens (SPEC §4). */
 export const TOOLS_LIST_TOKEN_LIMIT = 10_000;
 
-export interface ToolsListSize {
+interface ToolsListSize {
   profile: ToolProfile;
   /** Tools listed. */
   tools: number;

@@ -2,7 +2,7 @@
 import { z } from "zod";
 import { createWorkflowTool } from "./workflow.js";
 
-export const CODEREVIEW_PROMPT = `You are an expert code reviewer. Another AI agent has investigated the code step by step; its findings and the
+const CODEREVIEW_PROMPT = `You are an expert code reviewer. Another AI agent has investigated the code step by step; its findings and the
 relevant files (with line numbers) follow. Review for correctness bugs, security flaws, performance problems, concurrency
 and resource leaks, error handling, maintainability and tests. Verify the agent's findings against the code: confirm, correct
 or reject each; add what it missed. Be specific: cite file:line, explain impact, give a concrete fix. Do not invent issues.

@@ -14,7 +14,7 @@ import type { NewTurn, Thread } from "../store/store.js";
 import type { Services, ToolContext } from "./framework.js";
 
 /** Prompts longer than this must be sent as a file (SPEC §4.4, the anchors' MCP transport limit). */
-export const MAX_PROMPT_CHARS = 60_000;
+const MAX_PROMPT_CHARS = 60_000;
 
 export const modelField = z
   .string()
@@ -43,7 +43,7 @@ export const imagesField = z
   .describe("Absolute image paths or data: URLs (vision models)");
 
 /** Rough token estimate used only to pick a model before anything is read (`auto`). */
-export function estimateTokens(...texts: Array<string | undefined>): number {
+function estimateTokens(...texts: Array<string | undefined>): number {
   return Math.ceil(texts.reduce((sum, text) => sum + (text?.length ?? 0), 0) / 3.5);
 }
 
@@ -90,7 +90,7 @@ export async function loadThread(
   return thread;
 }
 
-export interface PreparedContext {
+interface PreparedContext {
   thread: Thread | undefined;
   /** Conversation history + embedded files, ready to put in the user message. */
   contextText: string;

@@ -12,15 +12,15 @@ import type { Thread } from "../store/store.js";
 import { defaultTemperature, imageParts, usageJson, userMessage } from "./common.js";
 import { type Services, type ToolContext } from "./framework.js";
 
-export const STANCES = ["for", "against", "neutral"] as const;
-export type Stance = (typeof STANCES)[number];
+const STANCES = ["for", "against", "neutral"] as const;
+type Stance = (typeof STANCES)[number];
 
 /** Most models one consensus call consults. */
 export const MAX_CONSENSUS_MODELS = 8;
 /** Time kept back from the per-model deadlines to record the verdicts and answer, ms. */
 const ANSWER_MARGIN_MS = 250;
 
-export const CONSENSUS_PROMPT = `You are one of several expert advisers an AI coding agent consults independently about a proposal or question. You do
+const CONSENSUS_PROMPT = `You are one of several expert advisers an AI coding agent consults independently about a proposal or question. You do
 not see the other advisers' answers, and they do not see yours. Evaluate: technical feasibility; fit with the project, its
 constraints and existing code; value to users; implementation complexity and risk; better alternatives; long-term
 maintenance; and established industry practice. Be concrete; cite file:line when files are given. Stay truthful: never
@@ -84,7 +84,7 @@ export type VerdictEntry =
     };
 
 /** A model entry with its resolution (or the reason it could not be resolved). */
-export interface Candidate {
+interface Candidate {
   entry: ModelEntry;
   stance: Stance;
   resolved?: ResolvedModel;
@@ -133,7 +133,7 @@ export function resolveCandidates(entries: ModelEntry[], services: Services): Ca
 }
 
 /** The conversation before this round and the files, as text for one model's budget. */
-export async function contextFor(
+async function contextFor(
   context: ToolContext,
   model: ResolvedModel,
   prior: Thread | undefined,
@@ -166,7 +166,7 @@ export async function contextFor(
 }
 
 /** How one model is consulted: the shared prompt, conversation, files and its own deadline. */
-export interface ConsultOptions {
+interface ConsultOptions {
   prompt: string;
   prior: Thread | undefined;
   files: string[];
@@ -259,7 +259,7 @@ export function formatVerdicts(verdicts: VerdictEntry[]): string {
     .join("\n\n");
 }
 
-export function overallStatus(verdicts: VerdictEntry[]): string {
+function overallStatus(verdicts: VerdictEntry[]): string {
   const succeeded = verdicts.filter((verdict) => verdict.status === "success").length;
   if (succeeded === 0) return "consensus_failed";
   return succeeded === verdicts.length ? "consensus_complete" : "consensus_partial";

@@ -1,7 +1,7 @@
 /** debug — systematic root-cause investigation with an expert check of the hypothesis (SPEC §4.2). */
 import { createWorkflowTool } from "./workflow.js";
 
-export const DEBUG_PROMPT = `You are an expert debugger. Another AI agent has investigated a bug step by step; its evidence, hypothesis and the
+const DEBUG_PROMPT = `You are an expert debugger. Another AI agent has investigated a bug step by step; its evidence, hypothesis and the
 relevant files (with line numbers) follow. Find the root cause: test the hypothesis against the code, trace the failing path,
 consider alternative causes ranked by likelihood, and propose the minimal fix plus a regression test. Cite file:line.
 JSON response: {"status":"analysis_complete","summary":"...","root_cause":"...","confidence":"low|medium|high",

@@ -15,9 +15,9 @@ import type { ChatRequest, ChatResult, JsonRequestInit } from "../providers/type
 import type { ModelRegistry, ResolvedModel } from "../providers/registry.js";
 import type { Store } from "../store/store.js";
 
-export type ToolKind = "simple" | "workflow" | "utility";
+type ToolKind = "simple" | "workflow" | "utility";
 
-export interface ToolAnnotations {
+interface ToolAnnotations {
   title?: string;
   readOnlyHint?: boolean;
   destructiveHint?: boolean;
@@ -132,7 +132,7 @@ export function defineTool<S extends z.ZodType<Record<string, unknown>>>(
 }
 
 /** A tool as listed by MCP `tools/list` (and the daemon's list_tools). */
-export interface ToolListEntry {
+interface ToolListEntry {
   name: string;
   description: string;
   inputSchema: { type: "object"; [key: string]: unknown };
@@ -150,7 +150,7 @@ export function listTools(tools: readonly ToolDefinition[]): ToolListEntry[] {
 }
 
 /** The JSON Schema of a tool's input for `tools/list` (object schema, no `$schema` noise). */
-export function inputJsonSchema(tool: ToolDefinition): Record<string, unknown> {
+function inputJsonSchema(tool: ToolDefinition): Record<string, unknown> {
   const schema = z.toJSONSchema(tool.schema, { io: "input", unrepresentable: "any" }) as Record<
     string,
     unknown

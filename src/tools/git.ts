@@ -16,7 +16,7 @@ import { isSecretPath } from "../files/sandbox.js";
 import { abortReason, timeoutError } from "../timing/deadline.js";
 
 /** Largest git output read, bytes; a bigger diff is cut (and says so), never fails the call. */
-export const GIT_MAX_BUFFER = 10 * 1024 * 1024;
+const GIT_MAX_BUFFER = 10 * 1024 * 1024;
 /** Refs we pass to git: branch, tag, sha, HEAD~2, origin/main, v1.2.3, main@{…} excluded. */
 const REF_PATTERN = /^[\w./@^~-]+$/;
 /**
@@ -56,11 +56,7 @@ interface GitOutput {
  * @throws ExaiError TIMEOUT when git outlives `timeoutMs`; the signal's reason when aborted;
  *   CONFIG_INVALID when git is not installed.
  */
-export function runGit(
-  directory: string,
-  args: readonly string[],
-  options: GitRunOptions,
-): Promise<GitOutput> {
+function runGit(directory: string, args: readonly string[], options: GitRunOptions): Promise<GitOutput> {
   const timeoutMs = Math.max(1, Math.floor(options.timeoutMs));
   const fullArgs = [
     "-C",
@@ -99,7 +95,7 @@ export function runGit(
             new ExaiError(
               "CONFIG_INVALID",
               "git is not installed or not on the PATH of the exai server process; install git (precommit reads the diff with it)",
-              { cause: error, details: { variables: ["PATH"] } },
+              { cause: error },
             ),
           );
         } else if (failure.killed) {
@@ -178,7 +174,7 @@ export interface ChangedFile {
   secret?: boolean;
 }
 
-export interface DiffSection {
+interface DiffSection {
   source: ChangedFile["source"];
   /** What was compared, as a git command line, for the prompt. */
   label: string;
@@ -196,7 +192,7 @@ export interface GitChanges {
   outputTruncated: boolean;
 }
 
-export interface ChangeRequest {
+interface ChangeRequest {
   /** Realpath of a directory inside the repository; the diff covers this directory's subtree. */
   directory: string;
   root: string;
@@ -301,7 +297,7 @@ export function parseNameStatus(output: string, source: ChangedFile["source"]): 
   return files;
 }
 
-export interface BoundedDiff {
+interface BoundedDiff {
   text: string;
   /** Files whose diff was left out for lack of room. */
   omitted: string[];

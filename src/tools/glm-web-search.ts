@@ -13,7 +13,7 @@ import { z } from "zod";
 import { defineTool } from "./framework.js";
 import { requireProvider } from "./provider-support.js";
 
-export const GLM_DEFAULT_SEARCH_ENGINE = "search-prime";
+const GLM_DEFAULT_SEARCH_ENGINE = "search-prime";
 
 const schema = z.object({
   query: z.string().trim().min(1, "must not be blank"),

@@ -13,7 +13,7 @@ import { defineTool, type ToolContext } from "./framework.js";
 import { PROVIDER_VARIABLE } from "./provider-support.js";
 
 /** Longest probe of one provider, ms. */
-export const HEALTH_PROBE_MS = 3000;
+const HEALTH_PROBE_MS = 3000;
 /** Left for building the answer after the probes, ms. */
 const ANSWER_MARGIN_MS = 50;
 

@@ -21,7 +21,7 @@ const schema = z.object({
 });
 
 /** Splits headers into ids, rate limits and the rest of the interesting ones. */
-export function groupHeaders(headers: Record<string, string>): {
+function groupHeaders(headers: Record<string, string>): {
   request_ids: Record<string, string>;
   rate_limit: Record<string, string>;
   other: Record<string, string>;

@@ -45,8 +45,6 @@ const analysisSchema = z.object({
   suggested_model: z.string(),
 });
 
-export type IntentAnalysis = z.infer<typeof analysisSchema>;
-
 function systemPrompt(models: readonly string[]): string {
   return `Classify the user's request for an AI coding assistant. Reply with ONE JSON object and nothing else:
 {"intent": "<short phrase>", "needs_websearch": <true if it needs information newer than your training or from the web>, "complexity": "low"|"medium"|"high", "suggested_tool": one of ${JSON.stringify(SUGGESTABLE_TOOLS)}, "suggested_model": one of ${JSON.stringify(models)}}`;

@@ -23,7 +23,7 @@ export const uploadFilesField = z.array(z.string()).min(1).describe("Absolute pa
 
 const schema = z.object({ files: uploadFilesField });
 
-export interface ExtractedLocalFile {
+interface ExtractedLocalFile {
   file: LocalFile;
   extracted: ExtractedFile;
 }

@@ -43,7 +43,7 @@ interface PlanEntry {
   branch_from_step?: number;
 }
 
-export interface PlanStep {
+interface PlanStep {
   step_number: number;
   step: string;
   /** Set when a later step replaced this one's text. */
@@ -51,13 +51,13 @@ export interface PlanStep {
   original_step?: string;
 }
 
-export interface PlanBranch {
+interface PlanBranch {
   branch_id: string;
   branch_from_step: number;
   steps: PlanStep[];
 }
 
-export interface PlanRevision {
+interface PlanRevision {
   step_number: number;
   revises_step_number: number;
   branch_id?: string;
@@ -153,7 +153,7 @@ function toPlan(state: PlanState): Plan {
 }
 
 /** The plan as text: main steps, then each branch, then the revision history. */
-export function renderPlan(plan: Plan): string {
+function renderPlan(plan: Plan): string {
   const line = (step: PlanStep, indent = "") =>
     `${indent}${step.step_number}. ${step.step}${step.revised_at_step !== undefined ? ` [revised at step ${step.revised_at_step}]` : ""}`;
   const parts = [

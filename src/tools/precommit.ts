@@ -31,7 +31,7 @@ JSON response: {"status":"validation_complete","summary":"...","verdict":"ready_
 "missing_tests":["..."],"commit_message_suggestion":"...","positives":["..."]}`;
 
 /** Largest diff put into the prompt, characters (a larger one is cut with a note naming the files left out). */
-export const MAX_DIFF_CHARS = 200_000;
+const MAX_DIFF_CHARS = 200_000;
 /** Share of the expert model's context window the diff may take (relevant files take their own share). */
 const DIFF_WINDOW_SHARE = 0.2;
 /** Conservative characters per token for code and diffs (they tokenise worse than prose). */

@@ -32,16 +32,11 @@ const PROVIDER_LABEL: Record<ProviderName, string> = {
 };
 
 /** Largest file either provider accepts, bytes (Moonshot and Z.ai docs: 100 MB per file). */
-export const MAX_UPLOAD_BYTES = 100 * 1024 * 1024;
+const MAX_UPLOAD_BYTES = 100 * 1024 * 1024;
 /** Most files one call may upload (after directories are expanded). */
-export const MAX_UPLOAD_FILES = 20;
+const MAX_UPLOAD_FILES = 20;
 /** Z.ai keeps uploads 180 days (docs.z.ai file-upload); older records are uploaded again. */
 const GLM_RETENTION_MS = 180 * 24 * 3_600_000;
-
-/** The provider's name as shown in messages: "GLM (Z.ai)", "Kimi (Moonshot)". */
-export function providerLabel(name: ProviderName): string {
-  return PROVIDER_LABEL[name];
-}
 
 /**
  * Checks that provider `name` is configured; returns `name`.
@@ -283,7 +278,7 @@ async function fetchContent(context: ToolContext, fileId: string, filename: stri
 }
 
 /** The `content` of Moonshot's `{content, file_type, filename, …}` envelope, else the body itself. */
-export function envelopeText(raw: string): string {
+function envelopeText(raw: string): string {
   if (!raw.trimStart().startsWith("{")) return raw;
   try {
     const parsed = JSON.parse(raw) as { content?: unknown };

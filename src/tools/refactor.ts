@@ -8,7 +8,7 @@ import { createWorkflowTool } from "./workflow.js";
 import { latestExtra } from "./workflow-spec.js";
 import type { ToolContext } from "./framework.js";
 
-export const REFACTOR_TYPES = ["codesmells", "decompose", "modernize", "organization"] as const;
+const REFACTOR_TYPES = ["codesmells", "decompose", "modernize", "organization"] as const;
 type RefactorType = (typeof REFACTOR_TYPES)[number];
 
 export const REFACTOR_PROMPT = `You are a senior engineer planning a refactoring. Another AI agent has examined the code step by step; its findings and

@@ -6,14 +6,8 @@ import { z } from "zod";
 import { createWorkflowTool } from "./workflow.js";
 import { latestExtra } from "./workflow-spec.js";
 
-export const AUDIT_FOCUSES = [
-  "owasp",
-  "compliance",
-  "infrastructure",
-  "dependencies",
-  "comprehensive",
-] as const;
-export const THREAT_LEVELS = ["low", "medium", "high", "critical"] as const;
+const AUDIT_FOCUSES = ["owasp", "compliance", "infrastructure", "dependencies", "comprehensive"] as const;
+const THREAT_LEVELS = ["low", "medium", "high", "critical"] as const;
 type AuditFocus = (typeof AUDIT_FOCUSES)[number];
 
 export const SECAUDIT_PROMPT = `You are an application security engineer performing a security audit. Another AI agent has examined the code step by

@@ -6,7 +6,7 @@ import { z } from "zod";
 import { createWorkflowTool } from "./workflow.js";
 import { latestExtra } from "./workflow-spec.js";
 
-export const TEST_TYPES = ["unit", "integration", "e2e", "property", "regression", "performance"] as const;
+const TEST_TYPES = ["unit", "integration", "e2e", "property", "regression", "performance"] as const;
 
 export const TESTGEN_PROMPT = `You are a senior test engineer. Another AI agent has studied the code under test step by step; its findings and the
 relevant files (with line numbers) follow. Design tests that would catch real bugs: the main behaviour, boundaries (empty,

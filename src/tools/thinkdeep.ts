@@ -2,7 +2,7 @@
 import { z } from "zod";
 import { createWorkflowTool } from "./workflow.js";
 
-export const THINKDEEP_PROMPT = `You are a senior engineering thought partner. Another AI agent has reasoned about a problem step by step; its
+const THINKDEEP_PROMPT = `You are a senior engineering thought partner. Another AI agent has reasoned about a problem step by step; its
 thinking, hypothesis and relevant files follow. Challenge its assumptions, find gaps and risks, weigh alternatives with their
 trade-offs, and give a clear recommendation grounded in the code (cite file:line). Be concrete; avoid generic advice.
 JSON response: {"status":"analysis_complete","summary":"...","assessment":"...","gaps":["..."],"alternatives":[{"option":"...",

@@ -11,10 +11,10 @@ import { z } from "zod";
 import { defineTool } from "./framework.js";
 
 /** How much of the end of the log is read, bytes (≈ 3,000 entries). */
-export const LOG_WINDOW_BYTES = 1024 * 1024;
-export const MAX_TAIL_LINES = 500;
+const LOG_WINDOW_BYTES = 1024 * 1024;
+const MAX_TAIL_LINES = 500;
 
-export interface LogTail {
+interface LogTail {
   /** Parsed entries, oldest first. */
   entries: Array<Record<string, unknown>>;
   /** True when the file is longer than the window (older entries were not read). */
@@ -29,7 +29,7 @@ export interface LogTail {
  * Reads the last `windowBytes` of a JSONL file and parses its complete lines.
  * @throws the file system's error for anything but a missing file.
  */
-export async function readLogTail(path: string, windowBytes = LOG_WINDOW_BYTES): Promise<LogTail> {
+async function readLogTail(path: string, windowBytes = LOG_WINDOW_BYTES): Promise<LogTail> {
   let handle;
   try {
     handle = await open(path, "r");

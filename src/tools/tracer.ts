@@ -12,7 +12,7 @@ import { invalidArgument } from "../base/errors.js";
 import { createWorkflowTool } from "./workflow.js";
 import { latestExtra, type StepRecord } from "./workflow-spec.js";
 
-export const TRACE_MODES = ["precision", "dependencies", "ask"] as const;
+const TRACE_MODES = ["precision", "dependencies", "ask"] as const;
 type TraceMode = (typeof TRACE_MODES)[number];
 
 const ASK_ACTIONS = [

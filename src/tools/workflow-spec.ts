@@ -14,7 +14,7 @@ import {
 } from "./common.js";
 import { type ToolContext } from "./framework.js";
 
-export const CONFIDENCE_LEVELS = [
+const CONFIDENCE_LEVELS = [
   "exploring",
   "low",
   "medium",
@@ -24,7 +24,7 @@ export const CONFIDENCE_LEVELS = [
   "certain",
 ] as const;
 export type Confidence = (typeof CONFIDENCE_LEVELS)[number];
-export const SEVERITIES = ["critical", "high", "medium", "low", "info"] as const;
+const SEVERITIES = ["critical", "high", "medium", "low", "info"] as const;
 
 const issueSchema = z.object({
   severity: z.enum(SEVERITIES),
