@@ -95,7 +95,7 @@ function runGit(directory: string, args: readonly string[], options: GitRunOptio
             new ExaiError(
               "CONFIG_INVALID",
               "git is not installed or not on the PATH of the exai server process; install git (precommit reads the diff with it)",
-              { cause: error },
+              { cause: error, details: { variables: ["PATH"] } },
             ),
           );
         } else if (failure.killed) {
