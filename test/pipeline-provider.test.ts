@@ -6,7 +6,7 @@
  * machine the event loop can be late by a few tens of ms under parallel test load, so the asserts
  * allow 50 ms + SCHEDULING_SLACK_MS (measured here: typically 1–5 ms over the budget when idle).
  */
-import { afterEach, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { clock, startTestRuntime, type TestRuntime } from "./support/harness.js";
 
 const SCHEDULING_SLACK_MS = 100;
@@ -20,15 +20,26 @@ const attemptTimeouts = (seconds: string) => ({
   EX_HTTP_TIMEOUT_SECONDS: seconds,
 });
 
-let harness: TestRuntime | undefined;
-afterEach(async () => {
-  await harness?.close();
-  harness = undefined;
-});
+/**
+ * A runtime for one test, closed when it finishes. The retry tests run concurrently: they wait on
+ * backoff and retry-after timers, each with a loopback provider of its own, and bound time only from
+ * below or loosely. The timeout and cancellation tests run one at a time (they bound lateness
+ * tightly, which another test starting its runtime could break).
+ */
+async function start(
+  onTestFinished: (fn: () => Promise<void>) => void,
+  env: Record<string, string | undefined> = {},
+): Promise<TestRuntime> {
+  const harness = await startTestRuntime(env);
+  onTestFinished(() => harness.close());
+  return harness;
+}
 
 describe("provider timeouts", () => {
-  it("a provider that hangs before headers: attempts time out, are retried while budget remains, and the call ends with TIMEOUT at the tool budget", async () => {
-    harness = await startTestRuntime({
+  it("a provider that hangs before headers: attempts time out, are retried while budget remains, and the call ends with TIMEOUT at the tool budget", async ({
+    onTestFinished,
+  }) => {
+    const harness = await start(onTestFinished, {
       SIMPLE_TOOL_TIMEOUT_SECS: "1.2",
       ...attemptTimeouts("0.3"),
       PROVIDER_MAX_RETRIES: "3",
@@ -51,8 +62,10 @@ describe("provider timeouts", () => {
     expect(outcome.error?.message).toMatch(/timed out/);
   });
 
-  it("when the tool budget is shorter than an attempt, the tool deadline fires: TIMEOUT naming the tool layer, within 50 ms of the budget", async () => {
-    harness = await startTestRuntime({
+  it("when the tool budget is shorter than an attempt, the tool deadline fires: TIMEOUT naming the tool layer, within 50 ms of the budget", async ({
+    onTestFinished,
+  }) => {
+    const harness = await start(onTestFinished, {
       SIMPLE_TOOL_TIMEOUT_SECS: "0.6",
       EXAI_WS_PROGRESS_INTERVAL_SECS: "0.2",
       EXPERT_HEARTBEAT_INTERVAL_SECS: "0.2",
@@ -73,8 +86,10 @@ describe("provider timeouts", () => {
     expect(harness.fake.chatRequests()[0]?.abortedAt).toBeDefined();
   });
 
-  it("a stream that stalls after 2 chunks fails by the idle timeout, and the message names the layer and its budget", async () => {
-    harness = await startTestRuntime({
+  it("a stream that stalls after 2 chunks fails by the idle timeout, and the message names the layer and its budget", async ({
+    onTestFinished,
+  }) => {
+    const harness = await start(onTestFinished, {
       SIMPLE_TOOL_TIMEOUT_SECS: "2",
       EX_STREAM_IDLE_TIMEOUT_SECS: "0.3",
       PROVIDER_MAX_RETRIES: "0",
@@ -96,8 +111,10 @@ describe("provider timeouts", () => {
     expect(elapsed).toBeLessThan(1000);
   });
 
-  it("a slow first chunk beyond the provider timeout is a first_chunk TIMEOUT naming the variable to raise", async () => {
-    harness = await startTestRuntime({
+  it("a slow first chunk beyond the provider timeout is a first_chunk TIMEOUT naming the variable to raise", async ({
+    onTestFinished,
+  }) => {
+    const harness = await start(onTestFinished, {
       SIMPLE_TOOL_TIMEOUT_SECS: "2",
       ...attemptTimeouts("0.3"),
       PROVIDER_MAX_RETRIES: "0",
@@ -113,9 +130,11 @@ describe("provider timeouts", () => {
   });
 });
 
-describe("provider retries", () => {
-  it("429 with retry-after: 1 then success: succeeds, after waiting at least 1 s", async () => {
-    harness = await startTestRuntime({ SIMPLE_TOOL_TIMEOUT_SECS: "4" });
+describe.concurrent("provider retries", () => {
+  it("429 with retry-after: 1 then success: succeeds, after waiting at least 1 s", async ({
+    onTestFinished,
+  }) => {
+    const harness = await start(onTestFinished, { SIMPLE_TOOL_TIMEOUT_SECS: "4" });
     harness.fake.enqueue({ fault: { kind: "status", status: 429, headers: { "retry-after": "1" } } });
     const started = clock();
     const outcome = await harness.runtime.executor.call({
@@ -130,8 +149,8 @@ describe("provider retries", () => {
     expect((requests[1]?.receivedAt ?? 0) - (requests[0]?.receivedAt ?? 0)).toBeGreaterThanOrEqual(995);
   });
 
-  it("repeated 500: PROVIDER_ERROR listing every attempt", async () => {
-    harness = await startTestRuntime({ SIMPLE_TOOL_TIMEOUT_SECS: "6", PROVIDER_MAX_RETRIES: "2" });
+  it("repeated 500: PROVIDER_ERROR listing every attempt", async ({ onTestFinished }) => {
+    const harness = await start(onTestFinished, { SIMPLE_TOOL_TIMEOUT_SECS: "6", PROVIDER_MAX_RETRIES: "2" });
     harness.fake.enqueue({ fault: { kind: "status", status: 500 }, times: Infinity });
     const outcome = await harness.runtime.executor.call({
       tool: "chat",
@@ -143,8 +162,8 @@ describe("provider retries", () => {
     expect(outcome.error?.attempts).toHaveLength(3);
   });
 
-  it.each([400, 401, 403, 404, 422])("HTTP %i is not retried", async (status) => {
-    harness = await startTestRuntime({ SIMPLE_TOOL_TIMEOUT_SECS: "3" });
+  it.for([400, 401, 403, 404, 422])("HTTP %i is not retried", async (status, { onTestFinished }) => {
+    const harness = await start(onTestFinished, { SIMPLE_TOOL_TIMEOUT_SECS: "3" });
     harness.fake.enqueue({ fault: { kind: "status", status }, times: Infinity });
     const outcome = await harness.runtime.executor.call({
       tool: "chat",
@@ -155,8 +174,8 @@ describe("provider retries", () => {
     if (status === 401) expect(outcome.error?.message).toMatch(/GLM_API_KEY/);
   });
 
-  it("a connection reset is retried and then succeeds", async () => {
-    harness = await startTestRuntime({ SIMPLE_TOOL_TIMEOUT_SECS: "3" });
+  it("a connection reset is retried and then succeeds", async ({ onTestFinished }) => {
+    const harness = await start(onTestFinished, { SIMPLE_TOOL_TIMEOUT_SECS: "3" });
     harness.fake.enqueue({ fault: { kind: "reset" } });
     const outcome = await harness.runtime.executor.call({
       tool: "chat",
@@ -166,8 +185,8 @@ describe("provider retries", () => {
     expect(harness.fake.chatRequests()).toHaveLength(2);
   });
 
-  it("malformed JSON in the stream is a PROVIDER_ERROR that says so", async () => {
-    harness = await startTestRuntime({ SIMPLE_TOOL_TIMEOUT_SECS: "3", PROVIDER_MAX_RETRIES: "0" });
+  it("malformed JSON in the stream is a PROVIDER_ERROR that says so", async ({ onTestFinished }) => {
+    const harness = await start(onTestFinished, { SIMPLE_TOOL_TIMEOUT_SECS: "3", PROVIDER_MAX_RETRIES: "0" });
     harness.fake.enqueue({ fault: { kind: "malformed_json" } });
     const outcome = await harness.runtime.executor.call({
       tool: "chat",
@@ -177,8 +196,10 @@ describe("provider retries", () => {
     expect(outcome.error?.message).toMatch(/malformed|could not be read|not valid JSON|parse/i);
   });
 
-  it("never sleeps past the deadline: a retry-after longer than the budget fails at once with the rate limit", async () => {
-    harness = await startTestRuntime({
+  it("never sleeps past the deadline: a retry-after longer than the budget fails at once with the rate limit", async ({
+    onTestFinished,
+  }) => {
+    const harness = await start(onTestFinished, {
       SIMPLE_TOOL_TIMEOUT_SECS: "1",
       EXAI_WS_PROGRESS_INTERVAL_SECS: "0.2",
       EXPERT_HEARTBEAT_INTERVAL_SECS: "0.2",
@@ -200,8 +221,8 @@ describe("provider retries", () => {
 });
 
 describe("cancellation and parallelism", () => {
-  it("cancelling a running call aborts the provider request within 100 ms", async () => {
-    harness = await startTestRuntime({ SIMPLE_TOOL_TIMEOUT_SECS: "5" });
+  it("cancelling a running call aborts the provider request within 100 ms", async ({ onTestFinished }) => {
+    const harness = await start(onTestFinished, { SIMPLE_TOOL_TIMEOUT_SECS: "5" });
     harness.fake.enqueue({ fault: { kind: "hang_before_headers" } });
     const controller = new AbortController();
     const pending = harness.runtime.executor.call({
@@ -221,8 +242,10 @@ describe("cancellation and parallelism", () => {
     expect(harness.runtime.executor.inflight()).toBe(0);
   });
 
-  it("6 concurrent chats against a provider taking 1 s each finish in under 2 s", async () => {
-    harness = await startTestRuntime({
+  it("6 concurrent chats against a provider taking 1 s each finish in under 2 s", async ({
+    onTestFinished,
+  }) => {
+    const harness = await start(onTestFinished, {
       SIMPLE_TOOL_TIMEOUT_SECS: "5",
       EXAI_WS_GLM_MAX_INFLIGHT: "6",
       EXAI_WS_SESSION_MAX_INFLIGHT: "6",
@@ -231,7 +254,7 @@ describe("cancellation and parallelism", () => {
     const started = clock();
     const outcomes = await Promise.all(
       Array.from({ length: 6 }, (_, index) =>
-        harness!.runtime.executor.call({
+        harness.runtime.executor.call({
           tool: "chat",
           arguments: { prompt: `question ${index}`, model: "glm-4.5-flash" },
           sessionId: "s1",
@@ -244,8 +267,8 @@ describe("cancellation and parallelism", () => {
     expect(harness.fake.chatRequests()).toHaveLength(6);
   });
 
-  it("every call carries the trace_id to the provider as X-Request-Id", async () => {
-    harness = await startTestRuntime();
+  it("every call carries the trace_id to the provider as X-Request-Id", async ({ onTestFinished }) => {
+    const harness = await start(onTestFinished);
     const outcome = await harness.runtime.executor.call({
       tool: "chat",
       arguments: { prompt: "hi", model: "glm-4.5-flash" },
