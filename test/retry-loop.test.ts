@@ -3,7 +3,7 @@
  * (src/pipeline/admission-retry.ts) and the shim's connect backoff, OVER_CAPACITY retry and tool
  * listing (src/shim/backoff.ts).
  */
-import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
+import { afterAll, afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { ExaiError } from "../src/base/errors.js";
 import { createAdmission } from "../src/pipeline/admission.js";
 import { acquireWithRetry } from "../src/pipeline/admission-retry.js";
@@ -14,7 +14,12 @@ import {
   retryOverCapacity,
   SPAWNED_MAX_DELAY_MS,
 } from "../src/shim/backoff.js";
+import { EventEmitter } from "node:events";
+import type WebSocket from "ws";
+import { createLogger } from "../src/base/logging.js";
+import { createDaemonLink, DaemonGone } from "../src/shim/link.js";
 import { now } from "../src/timing/deadline.js";
+import { makeConfig, tempDir } from "./support/harness.js";
 import { backoffDelayMs, retryLoop, type AttemptFailure, type RetryPolicy } from "../src/timing/retry.js";
 
 beforeEach(() => {
@@ -558,5 +563,88 @@ describe("shim tool listing", () => {
     );
     expect(error?.code).toBe("CONFIG_INVALID");
     expect(finals).toBe(1);
+  });
+});
+
+describe("the shim's daemon link uses the connect backoff", () => {
+  const dataDir = tempDir("exai-link-");
+  afterAll(() => dataDir.cleanup());
+  /** A transport whose every dial fails after the handshake started (kind "failed": no daemon start). */
+  const failingTransport = (check: "ok" | "missing" | "unverified" = "ok") => {
+    const dials: number[] = [];
+    return {
+      dials,
+      transport: {
+        verify: () =>
+          check === "unverified"
+            ? { kind: check, path: "memory", reason: "owned by uid 0" }
+            : { kind: check, path: "memory" },
+        dial: () => {
+          dials.push(now());
+          const socket = Object.assign(new EventEmitter(), {
+            terminate: () => undefined,
+            send: () => undefined,
+          });
+          setImmediate(() =>
+            socket.emit("error", Object.assign(new Error("socket hang up"), { code: "EPIPE" })),
+          );
+          return socket as unknown as WebSocket;
+        },
+      },
+    };
+  };
+  const link = (
+    transport: ReturnType<typeof failingTransport>["transport"],
+    windowMs: number,
+    random = 0.999,
+  ) =>
+    createDaemonLink(
+      makeConfig({ EXAI_DATA_DIR: dataDir.path }),
+      { transport, connectWindowMs: windowMs, random: () => random },
+      createLogger({ level: "silent" }),
+    );
+
+  it("retries a failing daemon with growing jittered waits until the window closes, then names it unreachable", async () => {
+    const { dials, transport } = failingTransport();
+    const t0 = now();
+    const pending = settle(
+      link(transport, 4000).connect({ spawn: true, deadlineAt: t0 + 60_000, signal: live() }),
+    );
+    await vi.advanceTimersByTimeAsync(5000);
+    const { error } = await pending;
+    // Waits of ~0.25, 0.5, 1, 2 s (capped): dials at ~0, 250, 750, 1750, 3750 ms; the next would pass 4 s.
+    expect(dials.map((at) => Math.round((at - t0) / 50) * 50)).toEqual([0, 250, 750, 1750, 3750]);
+    expect(error?.code).toBe("INTERNAL");
+    expect(error?.details.reason).toBe("daemon_unreachable");
+    expect(error?.message).toMatch(/unreachable \(socket hang up\)/);
+    expect(error?.details.attempts).toHaveLength(5);
+  });
+
+  it("jitters the waits (full jitter: a draw of 0.5 halves every wait)", async () => {
+    const { dials, transport } = failingTransport();
+    const t0 = now();
+    const pending = settle(
+      link(transport, 2000, 0.5).connect({ spawn: true, deadlineAt: t0 + 60_000, signal: live() }),
+    );
+    await vi.advanceTimersByTimeAsync(3000);
+    await pending;
+    expect(dials.map((at) => Math.round((at - t0) / 25) * 25)).toEqual([0, 125, 375, 875, 1875]);
+  });
+
+  it("ends at once, without waiting, when the daemon cannot be verified or is gone", async () => {
+    const unverified = failingTransport("unverified");
+    const first = await settle(
+      link(unverified.transport, 4000).connect({ spawn: true, deadlineAt: now() + 60_000, signal: live() }),
+    );
+    expect(first.error?.code).toBe("CONFIG_INVALID");
+    expect(first.error?.details.variables).toEqual(["EXAI_DATA_DIR"]);
+
+    const missing = failingTransport("missing");
+    const gone = await link(missing.transport, 4000)
+      .connect({ spawn: false, deadlineAt: now() + 60_000, signal: live() })
+      .catch((error: unknown) => error);
+    expect(gone).toBeInstanceOf(DaemonGone);
+    expect(vi.getTimerCount()).toBe(0);
+    expect(unverified.dials.length + missing.dials.length).toBe(0);
   });
 });
