@@ -8,22 +8,14 @@
  * "Exponential Backoff And Jitter"): a uniform random wait in [0, min(cap, base·2^(n−1))], so
  * parallel callers spread out; a server's Retry-After is a floor, never shortened.
  */
-import { ExaiError, formatSeconds } from "../base/errors.js";
+import { ExaiError, formatSeconds, type AttemptSummary } from "../base/errors.js";
 import { abortReason, now, sleep } from "./deadline.js";
 
 /** HTTP statuses worth retrying (SPEC §6.2). 400, 401, 403, 404, 422 are never retried. */
 export const RETRYABLE_STATUSES: ReadonlySet<number> = new Set([408, 429, 500, 502, 503, 504]);
 
 /** One attempt of a retry loop, as recorded in results, error details and the CALL SUMMARY. */
-export interface AttemptRecord {
-  /** 1-based. */
-  attempt: number;
-  durationMs: number;
-  /** Error code of the attempt, or "ok". */
-  outcome: string;
-  status?: number;
-  message?: string;
-}
+export type AttemptRecord = AttemptSummary;
 
 export interface RetryPolicy {
   /** Retries after the first attempt (Infinity: bounded only by the deadline). */
