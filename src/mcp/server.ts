@@ -55,14 +55,29 @@ export interface McpServerOptions {
   executor?: Executor;
 }
 
-/** Creates an MCP server bound to a runtime. Connect it to any SDK transport. */
-export function createMcpServer(runtime: Runtime, options: McpServerOptions): Server {
-  const executor = options.executor ?? runtime.executor;
+/**
+ * Creates an MCP server bound to a runtime. Connect it to any SDK transport. Given a promise of
+ * the runtime (exai stdio, which loads tools and providers while the client initializes), the
+ * server answers `initialize` at once and `tools/list` / `tools/call` once the runtime is ready.
+ */
+export function createMcpServer(
+  runtimeOrReady: Runtime | Promise<Runtime>,
+  options: McpServerOptions,
+): Server {
+  let bound: { runtime: Runtime; executor: Executor; tools: ReturnType<typeof listTools> } | undefined;
+  const bind = (runtime: Runtime) => {
+    const executor = options.executor ?? runtime.executor;
+    bound = { runtime, executor, tools: listTools(executor.tools()) };
+    return bound;
+  };
+  const ready =
+    runtimeOrReady instanceof Promise ? runtimeOrReady.then(bind) : Promise.resolve(bind(runtimeOrReady));
+  // A runtime that fails to load is reported by whoever passed the promise; requests get the error.
+  ready.catch(() => undefined);
   const server = new Server(
     { name: SERVER_NAME, version: VERSION },
     { capabilities: { tools: { listChanged: false } }, instructions: SERVER_INSTRUCTIONS },
   );
-  const tools = listTools(executor.tools());
   let roots: string[] | undefined;
   let rootsLoaded: Promise<void> | undefined;
   const loadRoots = () => {
@@ -75,7 +90,7 @@ export function createMcpServer(runtime: Runtime, options: McpServerOptions): Se
           .map((root) => fileURLToPath(root.uri));
       } catch (error) {
         // A client that advertises roots but fails to list them: fall back to the configured roots.
-        runtime.logger.warn(
+        bound?.runtime.logger.warn(
           { err: error },
           "could not list the client's roots; using EXAI_ALLOWED_ROOTS / cwd",
         );
@@ -87,8 +102,9 @@ export function createMcpServer(runtime: Runtime, options: McpServerOptions): Se
     rootsLoaded = undefined;
     await loadRoots();
   });
-  server.setRequestHandler(ListToolsRequestSchema, async () => ({ tools }));
+  server.setRequestHandler(ListToolsRequestSchema, async () => ({ tools: (bound ?? (await ready)).tools }));
   server.setRequestHandler(CallToolRequestSchema, async (request, extra) => {
+    const { runtime, executor } = bound ?? (await ready);
     await loadRoots();
     const meta = request.params._meta as Record<string, unknown> | undefined;
     const progressToken = meta?.progressToken;
