@@ -10,127 +10,28 @@
  * unwind) and everything the call started is aborted through its signal.
  */
 import { createHash, randomUUID } from "node:crypto";
-import {
-  ExaiError,
-  formatSeconds,
-  toExaiError,
-  type ErrorPayload,
-  type TimeoutLayer,
-} from "../base/errors.js";
-import type { Admission, Lease } from "../pipeline/admission.js";
-import type { Coalescer } from "../pipeline/coalesce.js";
+import { ExaiError, formatSeconds, toExaiError, type TimeoutLayer } from "../base/errors.js";
+import type { Lease } from "../pipeline/admission.js";
 import { now, raceSignal, startDeadline } from "../timing/deadline.js";
 import { acquireWithRetry } from "../pipeline/admission-retry.js";
 import type { ProviderName } from "../config/load.js";
-import type { Providers } from "../providers/index.js";
 import type { ResolvedModel } from "../providers/registry.js";
-import { parseArguments, type Services, type ToolContext, type ToolDefinition } from "../tools/framework.js";
-import type { Redactor } from "../base/redact.js";
+import { parseArguments, type ToolDefinition } from "../tools/framework.js";
 import { checkArgumentDepth } from "./arguments.js";
-import { createProviderPath, emptyUsage, type CallUsage } from "./provider-path.js";
+import type { CallOutcome, CallRequest, CallSummary, Executor, ExecutorDependencies } from "./call-types.js";
+import { emptyUsage } from "./provider-path.js";
+import { runTool } from "./tool-run.js";
 import { stableJson } from "../base/stable-json.js";
 
-export interface ProgressEvent {
-  /** Monotonic progress value for MCP (elapsed ms). */
-  progress: number;
-  /** Budget of the call, ms (MCP `total`). */
-  total: number;
-  elapsedS: number;
-  remainingS: number;
-  message: string;
-}
-
-export interface CallRequest {
-  /** Tool name; `_EXAI-WS` / `-EXAI-WS` suffixes accepted. */
-  tool: string;
-  arguments: unknown;
-  traceId?: string;
-  /** Explicit idempotency key (daemon DUPLICATE detection happens above the executor). */
-  callKey?: string;
-  sessionId?: string;
-  /** The caller's remaining budget, ms (the shim sends its own). */
-  callerBudgetMs?: number;
-  /** A ceiling of the layer serving the call (daemon: EXAI_WS_CALL_TIMEOUT). */
-  ceiling?: { layer: TimeoutLayer; ms: number };
-  /** Client cancellation / disconnect. */
-  signal?: AbortSignal;
-  onProgress?: (event: ProgressEvent) => void;
-  /** Filesystem roots offered by the MCP client. */
-  roots?: readonly string[];
-  /** Retry OVER_CAPACITY inside the deadline (in-process server: yes; daemon: no, the shim does). */
-  retryOverCapacity?: boolean;
-}
-
-export interface CallSummary {
-  event: "CALL SUMMARY";
-  tool: string;
-  trace_id: string;
-  call_key_hash: string;
-  model?: string;
-  /** The model's provider, else the first provider the call sent a request to. */
-  provider?: string;
-  /** Provider endpoints the call requested ("glm POST /web_search"), at most 10. */
-  endpoints?: string[];
-  /** HTTP attempts sent to providers (retries included). */
-  attempts: number;
-  duration_ms: number;
-  queue_ms: number;
-  budget_ms: number;
-  layer: TimeoutLayer;
-  outcome: "success" | "error";
-  error_code?: string;
-  coalesced: boolean;
-  usage: { prompt_tokens: number; completion_tokens: number; total_tokens: number };
-  session?: string;
-}
-
-export interface CallOutcome {
-  ok: boolean;
-  /** Success: the tool's JSON result. */
-  result?: Record<string, unknown>;
-  /** Failure: the error payload (SPEC §6.7) with trace_id. */
-  error?: ErrorPayload;
-  traceId: string;
-  /** The budget the call ran under, ms. */
-  budgetMs: number;
-  summary: CallSummary;
-}
-
-export interface ToolListing {
-  name: string;
-  definition: ToolDefinition;
-}
-
-export interface Executor {
-  /** Resolves a tool name (suffixes stripped); undefined when not enabled. */
-  findTool(name: string): ToolDefinition | undefined;
-  tools(): readonly ToolDefinition[];
-  /** Runs one call. Never throws. */
-  call(request: CallRequest): Promise<CallOutcome>;
-  /** The budget a call of `tool` would get before caller limits, ms. */
-  budgetFor(tool: ToolDefinition): number;
-  inflight(): number;
-  /** Subscribes to finished calls (metrics). Returns an unsubscribe function. */
-  onSummary(listener: (summary: CallSummary) => void): () => void;
-  /** Aborts every call in flight (shutdown). */
-  abortAll(reason: ExaiError): void;
-  /** Resolves when no call is in flight (graceful shutdown), or after `timeoutMs`. */
-  drain(timeoutMs: number): Promise<void>;
-}
-
-export interface ExecutorDependencies {
-  services: Services;
-  /** The configured providers: reached by tools only through their context's provider path. */
-  providers: Providers;
-  tools: readonly ToolDefinition[];
-  admission: Admission;
-  coalescer: Coalescer;
-  /** Tools whose identical calls must not share an execution. */
-  coalesceDisabled: ReadonlySet<string>;
-  random?: () => number;
-  /** Removes configured keys and tokens from every result and error that leaves (default: none). */
-  redactor?: Redactor;
-}
+export type {
+  CallOutcome,
+  CallRequest,
+  CallSummary,
+  Executor,
+  ExecutorDependencies,
+  ProgressEvent,
+  ToolListing,
+} from "./call-types.js";
 
 /** Strips the `_EXAI-WS` / `-EXAI-WS` suffix some clients add (SPEC §4). */
 export function normaliseToolName(name: string): string {
@@ -148,6 +49,7 @@ const hash = (text: string) => createHash("sha256").update(text).digest("hex").s
 
 export function createExecutor(dependencies: ExecutorDependencies): Executor {
   const { services, admission, coalescer } = dependencies;
+  const runScope = { services, providers: dependencies.providers, admission };
   const { config, logger } = services;
   const byName = new Map(dependencies.tools.map((tool) => [tool.name.toLowerCase(), tool]));
   const listeners = new Set<(summary: CallSummary) => void>();
@@ -193,68 +95,6 @@ export function createExecutor(dependencies: ExecutorDependencies): Executor {
         ...(dependencies.random ? { random: dependencies.random } : {}),
       },
     );
-  };
-
-  const execute = async (
-    tool: ToolDefinition,
-    args: Record<string, unknown>,
-    request: CallRequest,
-    context: {
-      traceId: string;
-      deadlineAt: number;
-      budgetMs: number;
-      layer: TimeoutLayer;
-      model: ResolvedModel | undefined;
-      admittedProvider: ProviderName | undefined;
-    },
-    signal: AbortSignal,
-    phase: { message: string },
-    usage: CallUsage,
-  ): Promise<Record<string, unknown>> => {
-    const files = services.files(request.roots);
-    const toolContext: ToolContext = {
-      tool: tool.name,
-      traceId: context.traceId,
-      signal,
-      deadlineAt: context.deadlineAt,
-      budgetMs: context.budgetMs,
-      layer: context.layer,
-      services,
-      files,
-      model: context.model,
-      remainingMs: () => Math.max(0, context.deadlineAt - now()),
-      progress: (message) => {
-        phase.message = message;
-      },
-      ...createProviderPath({
-        providers: dependencies.providers,
-        admission,
-        admittedProvider: context.admittedProvider,
-        traceId: context.traceId,
-        signal,
-        deadlineAt: context.deadlineAt,
-        budgetMs: context.budgetMs,
-        layer: context.layer,
-        progress: (message) => {
-          phase.message = message;
-        },
-        usage,
-      }),
-    };
-    const result = await tool.run(args, toolContext);
-    const metadata = (result.metadata as Record<string, unknown> | undefined) ?? {};
-    return {
-      ...result,
-      metadata: {
-        tool_name: tool.name,
-        ...(context.model
-          ? { model_used: context.model.model.id, provider_used: context.model.model.provider }
-          : {}),
-        ...(context.model?.note ? { model_note: context.model.note } : {}),
-        ...metadata,
-        trace_id: context.traceId,
-      },
-    };
   };
 
   const call = async (request: CallRequest): Promise<CallOutcome> => {
@@ -375,7 +215,7 @@ export function createExecutor(dependencies: ExecutorDependencies): Executor {
         }, interval);
         heartbeat.unref();
       }
-      const context = { traceId, deadlineAt, budgetMs, layer, model, admittedProvider };
+      const context = { traceId, deadlineAt, budgetMs, layer, model, admittedProvider, roots: request.roots };
       let result: Record<string, unknown>;
       if (canCoalesce) {
         // The shared execution runs under its own deadline (the same budget) and is aborted only
@@ -388,10 +228,10 @@ export function createExecutor(dependencies: ExecutorDependencies): Executor {
             // The run keeps the first caller's budget (tools plan their work, e.g. per-model
             // budgets, by it); later callers join only if it ends no earlier than their own.
             const sharedDeadline = startDeadline(budgetMs, layer, sharedSignal);
-            return execute(
+            return runTool(
+              runScope,
               currentTool,
               args,
-              request,
               { ...context, deadlineAt: sharedDeadline.at },
               sharedDeadline.signal,
               phase,
@@ -413,7 +253,10 @@ export function createExecutor(dependencies: ExecutorDependencies): Executor {
             metadata: { ...(result.metadata as object), trace_id: traceId, coalesced: true },
           };
       } else {
-        result = await raceSignal(execute(currentTool, args, request, context, signal, phase, usage), signal);
+        result = await raceSignal(
+          runTool(runScope, currentTool, args, context, signal, phase, usage),
+          signal,
+        );
       }
       return finish({ result });
     } catch (error) {
