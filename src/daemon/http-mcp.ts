@@ -164,12 +164,51 @@ function readBody(request: IncomingMessage, limit: number): Promise<Buffer | und
   });
 }
 
-export function createMcpHttpEndpoint(options: McpHttpOptions): McpHttpEndpoint {
+/** A POST body as JSON; on failure the error was sent (413 too large, 400 not JSON). */
+async function readJsonBody(
+  request: IncomingMessage,
+  response: ServerResponse,
+  maxBytes: number,
+): Promise<{ ok: true; body: unknown } | { ok: false }> {
+  const raw = await readBody(request, maxBytes);
+  if (raw === undefined) {
+    sendError(response, 413, -32600, `request body larger than ${maxBytes} bytes`);
+    return { ok: false };
+  }
+  try {
+    return { ok: true, body: JSON.parse(raw.toString("utf8")) };
+  } catch {
+    // Reported to the client as a JSON-RPC parse error; nothing to log.
+    sendError(response, 400, -32700, "Parse error: the body is not valid JSON");
+    return { ok: false };
+  }
+}
+
+/** Cancels the JSON-RPC requests of `body` in `session`, as a notifications/cancelled would. */
+function cancelRequestsOf(session: Session, body: unknown, logger: Logger): void {
+  if (session.closing) return;
+  const messages = Array.isArray(body) ? (body as unknown[]) : [body];
+  for (const message of messages) {
+    const { id, method } = (message ?? {}) as { id?: unknown; method?: unknown };
+    if ((typeof id !== "string" && typeof id !== "number") || typeof method !== "string") continue;
+    logger.info({ method }, "the client closed its /mcp request before the answer; cancelling it");
+    session.transport.onmessage?.({
+      jsonrpc: "2.0",
+      method: "notifications/cancelled",
+      params: { requestId: id, reason: "the client closed the HTTP request" },
+    });
+  }
+}
+
+/**
+ * The open /mcp sessions (least → most recently used), closed after `sessionIdleMs` idle and
+ * evicted least recently used first past `maxSessions`.
+ */
+function createSessionTable(options: McpHttpOptions) {
   /** Open sessions; the Map's order is least → most recently used. */
   const sessions = new Map<string, Session>();
   const idleMs = options.sessionIdleMs ?? 30 * 60_000;
   const maxSessions = options.maxSessions ?? 256;
-  let accepting = true;
 
   const closeSession = async (session: Session) => {
     if (session.closing) return;
@@ -232,6 +271,23 @@ export function createMcpHttpEndpoint(options: McpHttpOptions): McpHttpEndpoint 
     await server.connect(transport);
     return session;
   };
+  return {
+    sessions,
+    closeSession,
+    evictForNewSession,
+    openSession,
+    async close(): Promise<void> {
+      clearInterval(idleSweep);
+      await Promise.all([...sessions.values()].map(closeSession));
+    },
+  };
+}
+
+/** The `/mcp` endpoint: MCP Streamable HTTP, one MCP server per session. */
+export function createMcpHttpEndpoint(options: McpHttpOptions): McpHttpEndpoint {
+  const table = createSessionTable(options);
+  const sessions = table.sessions;
+  let accepting = true;
 
   const authorised = (request: IncomingMessage): boolean => {
     if (options.token === undefined) return true;
@@ -268,18 +324,9 @@ export function createMcpHttpEndpoint(options: McpHttpOptions): McpHttpEndpoint 
     const sessionId = Array.isArray(sessionHeader) ? sessionHeader[0] : sessionHeader;
     let body: unknown;
     if (request.method === "POST") {
-      const raw = await readBody(request, options.maxBodyBytes);
-      if (raw === undefined) {
-        sendError(response, 413, -32600, `request body larger than ${options.maxBodyBytes} bytes`);
-        return;
-      }
-      try {
-        body = JSON.parse(raw.toString("utf8"));
-      } catch {
-        // Reported to the client as a JSON-RPC parse error; nothing to log.
-        sendError(response, 400, -32700, "Parse error: the body is not valid JSON");
-        return;
-      }
+      const parsed = await readJsonBody(request, response, options.maxBodyBytes);
+      if (!parsed.ok) return;
+      body = parsed.body;
     }
 
     let session = sessionId !== undefined ? sessions.get(sessionId) : undefined;
@@ -310,8 +357,8 @@ export function createMcpHttpEndpoint(options: McpHttpOptions): McpHttpEndpoint 
         });
         return;
       }
-      evictForNewSession();
-      session = await openSession(credential);
+      table.evictForNewSession();
+      session = await table.openSession(credential);
       sessions.set(session.id, session);
     }
 
@@ -324,27 +371,11 @@ export function createMcpHttpEndpoint(options: McpHttpOptions): McpHttpEndpoint 
       current.active--;
       current.lastSeen = performance.now();
       // The client went away before the answer: cancel this POST's requests (down to the provider).
-      if (!response.writableFinished) cancelRequestsOf(current, body);
+      if (!response.writableFinished) cancelRequestsOf(current, body, options.logger);
     });
     await current.transport.handleRequest(request, response, body);
     // An initialize that failed leaves a transport without a session: drop it.
-    if (current.transport.sessionId === undefined) await closeSession(current);
-  };
-
-  /** Cancels the JSON-RPC requests of `body` in `session`, as a notifications/cancelled would. */
-  const cancelRequestsOf = (session: Session, body: unknown) => {
-    if (session.closing) return;
-    const messages = Array.isArray(body) ? (body as unknown[]) : [body];
-    for (const message of messages) {
-      const { id, method } = (message ?? {}) as { id?: unknown; method?: unknown };
-      if ((typeof id !== "string" && typeof id !== "number") || typeof method !== "string") continue;
-      options.logger.info({ method }, "the client closed its /mcp request before the answer; cancelling it");
-      session.transport.onmessage?.({
-        jsonrpc: "2.0",
-        method: "notifications/cancelled",
-        params: { requestId: id, reason: "the client closed the HTTP request" },
-      });
-    }
+    if (current.transport.sessionId === undefined) await table.closeSession(current);
   };
 
   return {
@@ -362,8 +393,7 @@ export function createMcpHttpEndpoint(options: McpHttpOptions): McpHttpEndpoint 
     },
     async close() {
       accepting = false;
-      clearInterval(idleSweep);
-      await Promise.all([...sessions.values()].map(closeSession));
+      await table.close();
     },
   };
 }

@@ -54,57 +54,8 @@ export function createDaemonMetrics(options: DaemonMetricsOptions): DaemonMetric
     buckets: DURATION_BUCKETS,
     registers: [registry],
   });
-  new Gauge({
-    name: "exai_calls_inflight",
-    help: "Tool calls in flight",
-    registers: [registry],
-    collect() {
-      this.set(options.inflight());
-    },
-  });
-  new Gauge({
-    name: "exai_admission_inflight",
-    help: "Calls holding a slot of an admission cap, by cap kind and name",
-    labelNames: ["cap", "name"] as const,
-    registers: [registry],
-    collect() {
-      this.reset();
-      const snapshot = options.admission().snapshot();
-      this.set({ cap: "global", name: "global" }, snapshot.global.inflight);
-      for (const kind of ["provider", "tool"] as const) {
-        for (const [name, value] of Object.entries(snapshot[kind]))
-          this.set({ cap: kind, name }, value.inflight);
-      }
-      // Session ids are never labels (another client could read them): one series for all sessions.
-      this.set(
-        { cap: "session", name: "all" },
-        Object.values(snapshot.session).reduce((total, value) => total + value.inflight, 0),
-      );
-    },
-  });
-  // Admission counts its refusals by cap kind; the counter follows those totals at scrape time
-  // (per admission: a configuration reload brings a new one, counting from 0).
-  const seenAdmissionRefusals = new WeakMap<Admission, Record<string, number>>();
-  const rejections = new Counter({
-    name: "exai_rejections_total",
-    help: "Calls refused at once: OVER_CAPACITY by cap kind (global, provider, tool, session, shutdown), DUPLICATE",
-    labelNames: ["reason", "cap"] as const,
-    registers: [registry],
-    collect() {
-      const admission = options.admission();
-      let seen = seenAdmissionRefusals.get(admission);
-      if (!seen) {
-        seen = {};
-        seenAdmissionRefusals.set(admission, seen);
-      }
-      for (const [cap, total] of Object.entries(admission.rejections())) {
-        const delta = total - (seen[cap] ?? 0);
-        // inc(…, 0) still creates the series, so every cap kind shows up from the first scrape.
-        this.inc({ reason: "OVER_CAPACITY", cap }, Math.max(0, delta));
-        seen[cap] = total;
-      }
-    },
-  });
+  registerGauges(registry, options);
+  const rejections = registerRejections(registry, options);
   const timeouts = new Counter({
     name: "exai_timeouts_total",
     help: "Calls that ended in TIMEOUT, by the layer whose budget ran out",
@@ -117,18 +68,6 @@ export function createDaemonMetrics(options: DaemonMetricsOptions): DaemonMetric
     labelNames: ["provider", "status"] as const,
     registers: [registry],
   });
-  new Gauge({
-    name: "exai_sessions",
-    help: "Open client sessions by transport",
-    labelNames: ["transport"] as const,
-    registers: [registry],
-    collect() {
-      const sessions = options.sessions();
-      this.set({ transport: "websocket" }, sessions.websocket);
-      this.set({ transport: "mcp" }, sessions.mcp);
-    },
-  });
-
   const mcpEvictions = new Counter({
     name: "exai_mcp_sessions_evicted_total",
     help: "/mcp sessions closed (least recently used first) to stay within EXAI_MCP_MAX_SESSIONS",
@@ -183,4 +122,75 @@ export function createDaemonMetrics(options: DaemonMetricsOptions): DaemonMetric
       return { contentType: registry.contentType, body: await registry.metrics() };
     },
   };
+}
+
+/** The gauges read at scrape time: calls in flight, admission slots by cap, open sessions. */
+function registerGauges(registry: Registry, options: DaemonMetricsOptions): void {
+  new Gauge({
+    name: "exai_calls_inflight",
+    help: "Tool calls in flight",
+    registers: [registry],
+    collect() {
+      this.set(options.inflight());
+    },
+  });
+  new Gauge({
+    name: "exai_admission_inflight",
+    help: "Calls holding a slot of an admission cap, by cap kind and name",
+    labelNames: ["cap", "name"] as const,
+    registers: [registry],
+    collect() {
+      this.reset();
+      const snapshot = options.admission().snapshot();
+      this.set({ cap: "global", name: "global" }, snapshot.global.inflight);
+      for (const kind of ["provider", "tool"] as const) {
+        for (const [name, value] of Object.entries(snapshot[kind]))
+          this.set({ cap: kind, name }, value.inflight);
+      }
+      // Session ids are never labels (another client could read them): one series for all sessions.
+      this.set(
+        { cap: "session", name: "all" },
+        Object.values(snapshot.session).reduce((total, value) => total + value.inflight, 0),
+      );
+    },
+  });
+  new Gauge({
+    name: "exai_sessions",
+    help: "Open client sessions by transport",
+    labelNames: ["transport"] as const,
+    registers: [registry],
+    collect() {
+      const sessions = options.sessions();
+      this.set({ transport: "websocket" }, sessions.websocket);
+      this.set({ transport: "mcp" }, sessions.mcp);
+    },
+  });
+}
+
+/**
+ * exai_rejections_total. Admission counts its refusals by cap kind; the counter follows those
+ * totals at scrape time (per admission: a configuration reload brings a new one, counting from 0).
+ */
+function registerRejections(registry: Registry, options: DaemonMetricsOptions) {
+  const seenAdmissionRefusals = new WeakMap<Admission, Record<string, number>>();
+  return new Counter({
+    name: "exai_rejections_total",
+    help: "Calls refused at once: OVER_CAPACITY by cap kind (global, provider, tool, session, shutdown), DUPLICATE",
+    labelNames: ["reason", "cap"] as const,
+    registers: [registry],
+    collect() {
+      const admission = options.admission();
+      let seen = seenAdmissionRefusals.get(admission);
+      if (!seen) {
+        seen = {};
+        seenAdmissionRefusals.set(admission, seen);
+      }
+      for (const [cap, total] of Object.entries(admission.rejections())) {
+        const delta = total - (seen[cap] ?? 0);
+        // inc(…, 0) still creates the series, so every cap kind shows up from the first scrape.
+        this.inc({ reason: "OVER_CAPACITY", cap }, Math.max(0, delta));
+        seen[cap] = total;
+      }
+    },
+  });
 }

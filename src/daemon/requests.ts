@@ -148,44 +148,71 @@ interface CachedEntry {
   expiresAt: number;
 }
 
-export function createRequestRegistry(options: RequestRegistryOptions): RequestRegistry {
-  const maxCached = options.maxCachedResults ?? 10_000;
-  const maxBytes = options.maxCachedBytes ?? 64 * 1024 * 1024;
+/** The result cache of a registry: results by request_id, bounded by count and bytes, with a TTL. */
+function createResultCache(options: { ttlMs: number; maxEntries: number; maxBytes: number }) {
   let cachedBytes = 0;
-  const uncached = new Set(options.uncachedCodes ?? ["OVER_CAPACITY", "DUPLICATE"]);
-  const running = new Map<string, RunningEntry>();
-  const byCallKey = new Map<string, string>();
   const cache = new Map<string, CachedEntry>();
-  let closed = false;
-
+  const uncache = (requestId: string): void => {
+    const entry = cache.get(requestId);
+    if (!entry) return;
+    cache.delete(requestId);
+    cachedBytes -= entry.bytes;
+  };
   // Expired results are dropped lazily on lookup and by this sweep (which only frees memory).
   const sweep = setInterval(
     () => {
       const nowMs = Date.now();
       for (const [requestId, entry] of cache) if (entry.expiresAt <= nowMs) uncache(requestId);
     },
-    Math.max(1000, Math.min(options.resultTtlMs, 60_000)),
+    Math.max(1000, Math.min(options.ttlMs, 60_000)),
   );
   sweep.unref();
-
-  function uncache(requestId: string): void {
-    const entry = cache.get(requestId);
-    if (!entry) return;
-    cache.delete(requestId);
-    cachedBytes -= entry.bytes;
-  }
-
-  const lookupCached = (requestId: string): CachedEntry | undefined => {
-    const entry = cache.get(requestId);
-    if (entry && entry.expiresAt <= Date.now()) {
+  return {
+    lookup(requestId: string): CachedEntry | undefined {
+      const entry = cache.get(requestId);
+      if (entry && entry.expiresAt <= Date.now()) {
+        uncache(requestId);
+        return undefined;
+      }
+      return entry;
+    },
+    /** Keeps a result (oldest evicted past the bounds); one larger than the whole cache is not kept. */
+    store(requestId: string, entry: Omit<CachedEntry, "bytes" | "expiresAt">): void {
+      const bytes = Buffer.byteLength(JSON.stringify(entry.frame));
+      if (bytes > options.maxBytes) return;
       uncache(requestId);
-      return undefined;
-    }
-    return entry;
+      cache.set(requestId, { ...entry, bytes, expiresAt: Date.now() + options.ttlMs });
+      cachedBytes += bytes;
+      while (cache.size > options.maxEntries || cachedBytes > options.maxBytes) {
+        const oldest = cache.keys().next().value;
+        if (oldest === undefined) break;
+        uncache(oldest);
+      }
+    },
+    size: () => cache.size,
+    bytes: () => cachedBytes,
+    close(): void {
+      clearInterval(sweep);
+      cache.clear();
+      cachedBytes = 0;
+    },
   };
+}
 
-  const ack = (connection: RequestConnection, requestId: string, traceId: string, timeoutS: number) =>
-    connection.send({ op: "call_tool_ack", request_id: requestId, trace_id: traceId, timeout_s: timeoutS });
+/**
+ * The request registry of one daemon (request_id idempotency, ownership, call_key duplicates,
+ * re-attach within the reconnect grace, the result cache).
+ */
+export function createRequestRegistry(options: RequestRegistryOptions): RequestRegistry {
+  const uncached = new Set(options.uncachedCodes ?? ["OVER_CAPACITY", "DUPLICATE"]);
+  const running = new Map<string, RunningEntry>();
+  const byCallKey = new Map<string, string>();
+  const cache = createResultCache({
+    ttlMs: options.resultTtlMs,
+    maxEntries: options.maxCachedResults ?? 10_000,
+    maxBytes: options.maxCachedBytes ?? 64 * 1024 * 1024,
+  });
+  let closed = false;
 
   const listen = (entry: RunningEntry, connection: RequestConnection, progress: boolean) => {
     entry.listeners.set(connection.id, { connection, progress });
@@ -201,25 +228,14 @@ export function createRequestRegistry(options: RequestRegistryOptions): RequestR
     if (entry.callKey !== undefined && byCallKey.get(entry.callKey) === entry.requestId)
       byCallKey.delete(entry.callKey);
     const frame: CallToolResFrame = { op: "call_tool_res", request_id: entry.requestId, ...body };
-    const bytes = Buffer.byteLength(JSON.stringify(frame));
     // A result larger than the whole cache is delivered but not kept.
-    if (!closed && !(body.error && uncached.has(body.error.code)) && bytes <= maxBytes) {
-      uncache(entry.requestId);
-      cache.set(entry.requestId, {
+    if (!closed && !(body.error && uncached.has(body.error.code)))
+      cache.store(entry.requestId, {
         owner: entry.owner,
         traceId: entry.traceId,
         timeoutS: entry.timeoutS,
         frame,
-        bytes,
-        expiresAt: Date.now() + options.resultTtlMs,
       });
-      cachedBytes += bytes;
-      while (cache.size > maxCached || cachedBytes > maxBytes) {
-        const oldest = cache.keys().next().value;
-        if (oldest === undefined) break;
-        uncache(oldest);
-      }
-    }
     for (const listener of entry.listeners.values()) listener.connection.send(frame);
     entry.listeners.clear();
   };
@@ -237,7 +253,7 @@ export function createRequestRegistry(options: RequestRegistryOptions): RequestR
         ack(connection, requestId, active.traceId, active.timeoutS);
         return { kind: "attached", traceId: active.traceId };
       }
-      const done = lookupCached(requestId);
+      const done = cache.lookup(requestId);
       if (done) {
         if (!sameOwner(done.owner, owner))
           return { kind: "duplicate", originalRequestId: requestId, reason: "request_id" };
@@ -287,34 +303,41 @@ export function createRequestRegistry(options: RequestRegistryOptions): RequestR
     detach(connectionId) {
       for (const entry of running.values()) {
         if (!entry.listeners.delete(connectionId) || entry.listeners.size > 0 || entry.graceTimer) continue;
-        entry.graceTimer = setTimeout(() => {
-          entry.graceTimer = undefined;
-          if (entry.listeners.size === 0) {
-            entry.controller.abort(
-              new ExaiError(
-                "CANCELLED",
-                `the client disconnected and did not re-attach to request ${entry.requestId} within ${options.reconnectGraceMs / 1000} s`,
-              ),
-            );
-          }
-        }, options.reconnectGraceMs);
-        entry.graceTimer.unref();
+        armGrace(entry, options.reconnectGraceMs);
       }
     },
 
     running: () => running.size,
-    cached: () => cache.size,
-    cachedBytes: () => cachedBytes,
+    cached: () => cache.size(),
+    cachedBytes: () => cache.bytes(),
 
     close(reason) {
       closed = true;
-      clearInterval(sweep);
       for (const entry of running.values()) {
         if (entry.graceTimer) clearTimeout(entry.graceTimer);
         entry.controller.abort(reason);
       }
-      cache.clear();
-      cachedBytes = 0;
+      cache.close();
     },
   };
+}
+
+/** Nobody listens to `entry` any more: it is aborted unless a connection re-attaches within `graceMs`. */
+function armGrace(entry: RunningEntry, graceMs: number): void {
+  entry.graceTimer = setTimeout(() => {
+    entry.graceTimer = undefined;
+    if (entry.listeners.size === 0) {
+      entry.controller.abort(
+        new ExaiError(
+          "CANCELLED",
+          `the client disconnected and did not re-attach to request ${entry.requestId} within ${graceMs / 1000} s`,
+        ),
+      );
+    }
+  }, graceMs);
+  entry.graceTimer.unref();
+}
+
+function ack(connection: RequestConnection, requestId: string, traceId: string, timeoutS: number): void {
+  connection.send({ op: "call_tool_ack", request_id: requestId, trace_id: traceId, timeout_s: timeoutS });
 }
