@@ -17,13 +17,13 @@ import { VERSION } from "../base/version.js";
 import { encodeFrame, frameByteLength, frameText } from "../mcp/codec.js";
 import {
   CLOSE_CODES,
-  configOrigin,
   helloFrameSchema,
   MAX_PRE_HELLO_FRAME_BYTES,
   parseClientFrame,
   tokensEqual,
   type ServerFrame,
 } from "../mcp/frames.js";
+import { configOrigin } from "../mcp/config-origin.js";
 import type { CallHandler } from "./calls.js";
 import type { Generations } from "./generations.js";
 import type { RequestConnection, RequestRegistry } from "./requests.js";

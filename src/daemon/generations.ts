@@ -10,7 +10,8 @@ import { toExaiError } from "../base/errors.js";
 import type { Logger } from "../base/logging.js";
 import type { Executor } from "../runtime/executor.js";
 import { createRuntime, type Runtime } from "../runtime/runtime.js";
-import { configOrigin, providerFingerprintOf, type HelloFrame } from "../mcp/frames.js";
+import { type HelloFrame } from "../mcp/frames.js";
+import { configOrigin, providerFingerprintOf } from "../mcp/config-origin.js";
 import { listTools } from "../mcp/server.js";
 
 /** What new calls run on: one configuration and the runtime built from it. */

@@ -5,7 +5,7 @@
  */
 import type { Config } from "../config/load.js";
 import { VERSION } from "../base/version.js";
-import { configOrigin } from "../mcp/frames.js";
+import { configOrigin } from "../mcp/config-origin.js";
 import type { Generation } from "./generations.js";
 import type { RequestRegistry } from "./requests.js";
 

@@ -8,7 +8,7 @@ import type { Config } from "../config/load.js";
 import { ExaiError } from "../base/errors.js";
 import type { Logger } from "../base/logging.js";
 import type { Executor } from "../runtime/executor.js";
-import { configOrigin } from "../mcp/frames.js";
+import { configOrigin } from "../mcp/config-origin.js";
 import type { Connections } from "./connection.js";
 import type { Generations } from "./generations.js";
 import type { McpHttpEndpoint } from "./http-mcp.js";

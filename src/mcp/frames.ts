@@ -28,7 +28,6 @@
 import { createHash, timingSafeEqual } from "node:crypto";
 import { isAbsolute } from "node:path";
 import { z } from "zod";
-import type { Config } from "../config/load.js";
 import { ERROR_CODES } from "../base/errors.js";
 
 /** Default largest frame either side accepts, bytes (32 MiB); the daemon uses EXAI_MAX_MESSAGE_MB. */
@@ -363,50 +362,3 @@ export function tokensEqual(expected: string, presented: string): boolean {
 export const SOCKET_FILE = "daemon.sock";
 /** The file name of the generated TCP token inside EXAI_DATA_DIR (mode 0600). */
 export const TOKEN_FILE = "daemon.token";
-
-/** The provider variables a fingerprint covers, and how to read each from a Config. */
-const FINGERPRINTED: ReadonlyArray<[string, (config: Config) => string | undefined]> = [
-  ["GLM_API_KEY", (config) => config.providers.glm?.apiKey],
-  ["GLM_API_URL", (config) => config.providers.glm?.baseUrl],
-  ["KIMI_API_KEY", (config) => config.providers.kimi?.apiKey],
-  ["KIMI_API_URL", (config) => config.providers.kimi?.baseUrl],
-  ["CUSTOM_API_URL", (config) => config.providers.custom?.baseUrl],
-  ["CUSTOM_API_KEY", (config) => config.providers.custom?.apiKey],
-  ["CUSTOM_MODEL_NAME", (config) => config.providers.custom?.models.join(",")],
-];
-
-/**
- * Short hashes (sha256, 12 hex digits) of the provider settings of a Config, by variable name;
- * "unset" for a provider that is not configured. Two fingerprints differ exactly where the
- * provider settings differ, without revealing a key.
- */
-export function providerFingerprintOf(config: Config): Record<string, string> {
-  const fingerprint: Record<string, string> = {};
-  for (const [name, read] of FINGERPRINTED) {
-    const value = read(config);
-    fingerprint[name] =
-      value === undefined ? "unset" : createHash("sha256").update(value, "utf8").digest("hex").slice(0, 12);
-  }
-  return fingerprint;
-}
-
-/** The variables whose fingerprints differ (a variable missing on one side counts as "unset"). */
-export function fingerprintDifferences(
-  ours: Record<string, string>,
-  theirs: Record<string, string>,
-): string[] {
-  const names = new Set([...Object.keys(ours), ...Object.keys(theirs)]);
-  return [...names].filter((name) => (ours[name] ?? "unset") !== (theirs[name] ?? "unset")).sort();
-}
-
-/** Where a configuration came from (the parts of `Config.source` the protocol carries). */
-export interface ConfigOrigin {
-  file?: string;
-  searched?: string;
-  fileSha256?: string;
-}
-
-/** The configuration origin a Config reports (empty for a Config built without one, e.g. in tests). */
-export function configOrigin(config: Config): ConfigOrigin {
-  return (config.source as ConfigOrigin | undefined) ?? {};
-}

@@ -14,13 +14,8 @@ import { ExaiError, formatSeconds, toExaiError } from "../base/errors.js";
 import type { Logger } from "../base/logging.js";
 import { VERSION } from "../base/version.js";
 import { now, raceSignal } from "../timing/deadline.js";
-import {
-  CLOSE_CODES,
-  configOrigin,
-  fingerprintDifferences,
-  providerFingerprintOf,
-  type HelloAckFrame,
-} from "../mcp/frames.js";
+import { CLOSE_CODES, type HelloAckFrame } from "../mcp/frames.js";
+import { configOrigin, fingerprintDifferences, providerFingerprintOf } from "../mcp/config-origin.js";
 import { socketPath as socketPathIn, verifyDaemonSocket } from "../mcp/trust.js";
 import { LinkFailure, openConnection, type LinkTransport } from "./link-open.js";
 import { createSocketTable, type CallWatcher } from "./link-sockets.js";

@@ -6,7 +6,7 @@
 import { spawn } from "node:child_process";
 import type { Config } from "../config/load.js";
 import type { Logger } from "../base/logging.js";
-import { configOrigin } from "../mcp/frames.js";
+import { configOrigin } from "../mcp/config-origin.js";
 import { now } from "../timing/deadline.js";
 
 /** Variables of the shim's environment a daemon it starts inherits (besides the NODE_* ones). */
