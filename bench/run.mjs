@@ -380,6 +380,7 @@ async function daemonMemory(fake) {
   }).then((response) => response.json());
   const loaded = await rssMb(daemon.child.pid);
   measured.rss1000 = inflight === 1000 ? loaded : NaN;
+  socket.removeAllListeners("close"); // closed by us from here on
   socket.close();
   await daemon.stop();
   fake.reset();
