@@ -12,7 +12,7 @@ import { createLogger, openLogFile, type Logger } from "../base/logging.js";
 import { getTokenCounter } from "../memory/tokenizer.js";
 import { createAdmission, type Admission } from "../pipeline/admission.js";
 import { createCoalescer } from "../pipeline/coalesce.js";
-import { closeProviders, createProviders, type Providers } from "../providers/index.js";
+import { closeProviders, createProviders } from "../providers/index.js";
 import { createModelRegistry, type ModelRegistry } from "../providers/registry.js";
 import { redactorFor, type Redactor } from "../base/redact.js";
 import { openStore } from "../store/resilient.js";
@@ -30,7 +30,6 @@ export interface Runtime {
   services: Services;
   executor: Executor;
   admission: Admission;
-  providers: Providers;
   registry: ModelRegistry;
   store: Store;
   logger: Logger;
@@ -152,7 +151,6 @@ export function createRuntime(config: Config, options: RuntimeOptions): Runtime 
     services,
     executor,
     admission,
-    providers,
     registry,
     store,
     logger,
