@@ -76,6 +76,11 @@ export interface DetailsByCode {
     layer: TimeoutLayer;
     /** The budget that ran out, seconds. */
     budget_s: number;
+    /**
+     * How late the deadline's timer fired past the deadline, ms (event-loop delay: a busy or
+     * starved process); set when the deadline's own timer ended the wait.
+     */
+    late_ms?: number;
   };
   CANCELLED: Record<never, never>;
   OVER_CAPACITY: {

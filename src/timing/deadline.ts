@@ -8,8 +8,16 @@ import { ExaiError, formatSeconds, type TimeoutLayer } from "../base/errors.js";
 /** Monotonic now, ms. */
 export const now = (): number => performance.now();
 
-/** The error a deadline aborts with: TIMEOUT naming the layer and its budget. */
-export function timeoutError(layer: TimeoutLayer, budgetMs: number, hint?: string): ExaiError {
+/**
+ * The error a deadline aborts with: TIMEOUT naming the layer and its budget; `lateMs` (how late
+ * the deadline's timer fired, ms) is reported as `details.late_ms`.
+ */
+export function timeoutError(
+  layer: TimeoutLayer,
+  budgetMs: number,
+  hint?: string,
+  lateMs?: number,
+): ExaiError {
   const what: Record<TimeoutLayer, string> = {
     connect: "connecting to the provider",
     first_chunk: "waiting for the first chunk",
@@ -25,7 +33,14 @@ export function timeoutError(layer: TimeoutLayer, budgetMs: number, hint?: strin
   return new ExaiError(
     "TIMEOUT",
     `${what[layer]} timed out: the ${layer} budget of ${formatSeconds(budgetMs / 1000)} ran out${hint ? `; ${hint}` : ""}`,
-    { retryable: true, details: { layer, budget_s: budgetMs / 1000 } },
+    {
+      retryable: true,
+      details: {
+        layer,
+        budget_s: budgetMs / 1000,
+        ...(lateMs !== undefined ? { late_ms: Math.round(lateMs * 10) / 10 } : {}),
+      },
+    },
   );
 }
 
@@ -54,7 +69,7 @@ export function startDeadline(
   const controller = new AbortController();
   const at = now() + budgetMs;
   const timer = setTimeout(
-    () => controller.abort(timeoutError(layer, budgetMs, hint)),
+    () => controller.abort(timeoutError(layer, budgetMs, hint, Math.max(0, now() - at))),
     Math.max(0, budgetMs),
   );
   timer.unref();
