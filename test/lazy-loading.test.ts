@@ -29,7 +29,7 @@ process.on("exit", () => {
 `;
 
 /** Packages and product folders a process must not have loaded, by the path segment that shows them. */
-const SDKS = ["node_modules/openai/", "node_modules/undici/", "node_modules/js-tiktoken/"];
+const SDKS = ["node_modules/openai/", "node_modules/undici/", "node_modules/gpt-tokenizer/"];
 const SERVER_STACK = ["node_modules/ws/", "node_modules/prom-client/", "dist/daemon/", "dist/shim/"];
 
 let data: { path: string; cleanup: () => void };
