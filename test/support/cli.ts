@@ -64,6 +64,8 @@ async function runNow(
     process.stdout.write = capture((text) => (stdout += text)) as typeof process.stdout.write;
     process.stderr.write = capture((text) => (stderr += text)) as typeof process.stderr.write;
     const program = buildProgram().exitOverride();
+    // A usage error in a subcommand must throw here, not exit the test worker.
+    for (const command of program.commands) command.exitOverride();
     try {
       await program.parseAsync(["node", "exai", ...args]);
       code = Number(process.exitCode ?? 0);
