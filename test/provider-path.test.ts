@@ -4,11 +4,11 @@
  * idempotent, and its attempts count in the CALL SUMMARY (result summary and JSONL tool-call log).
  * In-process runtimes against the fake provider over real HTTP.
  */
-import { readFile, writeFile } from "node:fs/promises";
+import { readdir, readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import type { RecordedRequest } from "../src/testing/fake-provider.js";
-import { startTestRuntime, tempDir, type TestRuntime } from "./support/harness.js";
+import { REPO_ROOT, startTestRuntime, tempDir, type TestRuntime } from "./support/harness.js";
 
 const cleanups: Array<() => Promise<void> | void> = [];
 afterEach(async () => {
@@ -180,5 +180,20 @@ describe("the CALL SUMMARY counts every provider request", () => {
     expect(outcome.error?.code).toBe("PROVIDER_ERROR");
     expect(outcome.summary).toMatchObject({ attempts: 2, provider: "glm", outcome: "error" });
     expect(test.fake.requests.filter(isSearch)).toHaveLength(2);
+  });
+});
+
+describe("tools reach providers only through their context", () => {
+  it("no tool imports the provider set or the Provider interface, or calls a provider method itself", async () => {
+    const dir = join(REPO_ROOT, "src", "tools");
+    const offenders: string[] = [];
+    for (const name of (await readdir(dir)).filter((file) => file.endsWith(".ts"))) {
+      const text = await readFile(join(dir, name), "utf8");
+      if (/import[^;]*\bProviders?\b[^;]*from "\.\.\/providers\//.test(text))
+        offenders.push(`${name}: imports the providers`);
+      if (/\.(requestJson|chat|previewBody)\s*(<[^>(]*>)?\(/.test(text))
+        offenders.push(`${name}: calls a provider method`);
+    }
+    expect(offenders).toEqual([]);
   });
 });
