@@ -244,47 +244,8 @@ describe("bad input: a clear error, the server keeps serving, no secret reaches 
 });
 
 describe("no provider configured", () => {
-  it("starts, lists tools, runs a workflow step without a model, and chat answers NO_PROVIDER naming the variables", async () => {
-    const bare = tempDir("exai-e2e-bare-");
-    const unconfigured = await connectStdioClient(fastEnv({ EXAI_DATA_DIR: bare.path }));
-    try {
-      await noProvider(unconfigured);
-    } finally {
-      await unconfigured.close();
-      bare.cleanup();
-    }
-  });
-
-  async function noProvider(client: StdioClient): Promise<void> {
-    const { tools } = await client.client.listTools();
-    expect(tools.length).toBeGreaterThanOrEqual(CORE_TOOLS.length);
-    const started = clock();
-    const local = structured(
-      await client.client.callTool({
-        name: "debug",
-        arguments: {
-          step: "look",
-          step_number: 1,
-          total_steps: 1,
-          next_step_required: false,
-          findings: "found it",
-          use_assistant_model: false,
-        },
-      }),
-    );
-    expect(local.status).toBe("local_work_complete");
-    expect(clock() - started).toBeLessThan(1000);
-    const chat = (await client.client.callTool({ name: "chat", arguments: { prompt: "hi" } })) as {
-      isError?: boolean;
-    };
-    expect(chat.isError).toBe(true);
-    const error = structured(chat);
-    expect(error.code).toBe("NO_PROVIDER");
-    for (const name of ["GLM_API_KEY", "KIMI_API_KEY", "CUSTOM_API_URL"])
-      expect(error.message).toContain(name);
-  }
-
-  it("`npm start` serves MCP on stdio (npm's banner lines are skipped by the client)", async () => {
+  // One process for both checks: the server `npm start` runs has no provider configured.
+  it("`npm start` serves MCP on stdio (npm's banner lines are skipped by the client); it lists tools, runs a workflow step without a model, and chat answers NO_PROVIDER naming the variables", async () => {
     const bare = tempDir("exai-e2e-npm-");
     const npm = process.platform === "win32" ? "npm.cmd" : "npm";
     const { StdioClientTransport } = await import("@modelcontextprotocol/sdk/client/stdio.js");
@@ -296,6 +257,8 @@ describe("no provider configured", () => {
       env: {
         PATH: process.env.PATH ?? "",
         HOME: process.env.HOME ?? "",
+        // The developer's own user file must not configure a provider here.
+        EXAI_ENV_FILE: "off",
         EXAI_DATA_DIR: bare.path,
         EXAI_LOG_LEVEL: "warn",
       },
@@ -307,6 +270,31 @@ describe("no provider configured", () => {
     try {
       const { tools } = await mcp.listTools();
       expect(tools.map((tool) => tool.name)).toContain("chat");
+      expect(tools.length).toBeGreaterThanOrEqual(CORE_TOOLS.length);
+      const started = clock();
+      const local = structured(
+        await mcp.callTool({
+          name: "debug",
+          arguments: {
+            step: "look",
+            step_number: 1,
+            total_steps: 1,
+            next_step_required: false,
+            findings: "found it",
+            use_assistant_model: false,
+          },
+        }),
+      );
+      expect(local.status).toBe("local_work_complete");
+      expect(clock() - started).toBeLessThan(1000);
+      const chat = (await mcp.callTool({ name: "chat", arguments: { prompt: "hi" } })) as {
+        isError?: boolean;
+      };
+      expect(chat.isError).toBe(true);
+      const error = structured(chat);
+      expect(error.code).toBe("NO_PROVIDER");
+      for (const name of ["GLM_API_KEY", "KIMI_API_KEY", "CUSTOM_API_URL"])
+        expect(error.message).toContain(name);
     } finally {
       await mcp.close();
       bare.cleanup();
