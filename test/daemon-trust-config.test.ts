@@ -3,19 +3,17 @@
  * started it (real processes): a shim with only HOME, PATH and XDG_CONFIG_HOME in its environment
  * (what Codex passes) starts a daemon that has the configured providers; the daemon does not
  * inherit the shim's provider keys; a shim whose provider variables differ says so in its errors;
- * the daemon re-reads the file when a shim reports a changed one, and on SIGHUP.
+ * the daemon re-reads the file when a shim reports a changed one, and on SIGHUP. The two cases
+ * run concurrently: each has its own home, data directory, daemon and providers.
  */
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import http from "node:http";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { afterEach, describe, expect, it } from "vitest";
+import { describe, expect, it, type TestContext } from "vitest";
 import { startFakeProvider, type FakeProvider } from "../src/testing/fake-provider.js";
 import { runCleanups, sleep, type Cleanup } from "./support/daemon.js";
 import { connectStdioClient, fastEnv, structured, type StdioClient } from "./support/harness.js";
-
-const cleanups: Cleanup[] = [];
-afterEach(() => runCleanups(cleanups));
 
 /** GET /health over the daemon's Unix socket (details: pid, providers). */
 function socketHealth(socketPath: string): Promise<Record<string, unknown> | undefined> {
@@ -39,7 +37,14 @@ interface Home {
   shim(extraEnv?: Record<string, string>): Promise<StdioClient>;
 }
 
-function userHome(): Home {
+/** A test's cleanups, run (in reverse) when it ends. */
+function cleanupsOf(context: TestContext): Cleanup[] {
+  const cleanups: Cleanup[] = [];
+  context.onTestFinished(() => runCleanups(cleanups));
+  return cleanups;
+}
+
+function userHome(cleanups: Cleanup[]): Home {
   const root = mkdtempSync(join(tmpdir(), "exai-home-"));
   const xdg = join(root, "config");
   const dataDir = join(root, "data");
@@ -80,16 +85,17 @@ function userHome(): Home {
 
 const chat = (prompt: string, model = "glm-4.5-flash") => ({ name: "chat", arguments: { prompt, model } });
 
-async function fakeProvider(): Promise<FakeProvider> {
+async function fakeProvider(cleanups: Cleanup[]): Promise<FakeProvider> {
   const fake = await startFakeProvider();
   cleanups.push(() => fake.close());
   return fake;
 }
 
-describe("a shim-started daemon is configured by the user's file", () => {
-  it("has the file's providers with a bare environment, ignores the shim's keys, and the shim's errors say which differ", async () => {
-    const fake = await fakeProvider();
-    const home = userHome();
+describe.concurrent("a shim-started daemon is configured by the user's file", () => {
+  it("has the file's providers with a bare environment, ignores the shim's keys, and the shim's errors say which differ", async (context) => {
+    const cleanups = cleanupsOf(context);
+    const fake = await fakeProvider(cleanups);
+    const home = userHome(cleanups);
     home.writeConfig(fake, "key-from-the-file");
     // This client's environment carries another GLM key: the daemon must not pick it up.
     const shim = await home.shim({ GLM_API_KEY: "key-of-this-shell" });
@@ -105,10 +111,11 @@ describe("a shim-started daemon is configured by the user's file", () => {
     expect(message).not.toContain("key-from-the-file");
   });
 
-  it("re-reads the file when a shim reports a changed one, and on SIGHUP", async () => {
-    const first = await fakeProvider();
-    const second = await fakeProvider();
-    const home = userHome();
+  it("re-reads the file when a shim reports a changed one, and on SIGHUP", async (context) => {
+    const cleanups = cleanupsOf(context);
+    const first = await fakeProvider(cleanups);
+    const second = await fakeProvider(cleanups);
+    const home = userHome(cleanups);
     home.writeConfig(first, "first-key");
     const early = await home.shim();
     expect(structured(await early.client.callTool(chat("to the first")))).toMatchObject({
