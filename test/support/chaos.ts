@@ -292,7 +292,7 @@ export function chaosMatrix(mode: Mode): void {
       const w = await world(mode, context);
       w.fake.enqueue({ fault: { kind: "reset" } });
       const { payload } = await timedChat(w, "reset");
-      expect(payload.status).toBe("success");
+      expect(payload).toMatchObject({ status: "success" });
       expect(w.fake.chatRequests()).toHaveLength(2);
       await w.expectIdle();
     });
