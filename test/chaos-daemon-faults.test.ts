@@ -10,8 +10,11 @@ import { daemonFetch, health } from "./support/daemon.js";
 
 describe.concurrent("chaos matrix, daemon only", () => {
   it("WebSocket dropped mid-call (daemon alive) → the shim reconnects, the call succeeds, the provider saw one request", async (context) => {
-    const w = await world("daemon", context);
-    w.fake.enqueue({ fault: { kind: "slow", delayMs: 400 } }); // inside the 0.5 s attempt timeout
+    // A 1.2 s attempt timeout leaves the 0.4 s slow answer a wide margin on a loaded machine: a
+    // retry here would be the attempt timer's doing, not the drop's (the test counts requests).
+    const attempt = { GLM_TIMEOUT_SECS: "1.2", KIMI_TIMEOUT_SECS: "1.2", EX_HTTP_TIMEOUT_SECONDS: "1.2" };
+    const w = await world("daemon", context, attempt);
+    w.fake.enqueue({ fault: { kind: "slow", delayMs: 400 } }); // well inside the attempt timeout
     const pending = timedChat(w, "survive a drop");
     await w.fake.waitForRequests(1, 3000);
     const dropped = await daemonFetch(w.http as string, "/debug/drop-connections", { method: "POST" });

@@ -58,8 +58,12 @@ export interface World {
   expectIdle(): Promise<void>;
 }
 
-/** A fresh world for one test; its processes, provider and files are removed when the test ends. */
-export async function world(mode: Mode, context: TestContext): Promise<World> {
+/** A fresh world for one test (`overrides` replace its environment defaults); its processes, provider and files are removed when the test ends. */
+export async function world(
+  mode: Mode,
+  context: TestContext,
+  overrides: Record<string, string> = {},
+): Promise<World> {
   const cleanups: Cleanup[] = [];
   context.onTestFinished(() => runCleanups(cleanups));
   const fake = await startFakeProvider();
@@ -87,6 +91,7 @@ export async function world(mode: Mode, context: TestContext): Promise<World> {
     EXAI_WS_HOST: "127.0.0.1",
     EXAI_DAEMON_TEST_HOOKS: "1",
     EXAI_LOG_LEVEL: "info", // the CALL SUMMARY lines the time bounds are read from
+    ...overrides,
   });
   if (mode === "in-process") {
     const client = await connectStdioClient(env);
