@@ -3,7 +3,7 @@
  * retry_after as a floor, never a sleep past the deadline, abort-aware):
  * - connecting to the daemon: 0.25 s growing to 2 s (0.5 s while a daemon it started boots),
  *   within the connect window;
- * - a call the daemon refused with OVER_CAPACITY: re-sent up to EXAI_WS_OVER_CAPACITY_RETRIES
+ * - a call the daemon refused with OVER_CAPACITY: re-sent up to config.admission.retries (3, SPEC §6.5)
  *   times inside the call's deadline, never sooner than the daemon's retry_after;
  * - listing the daemon's tools: three attempts, briefly spaced.
  */
@@ -64,7 +64,7 @@ export interface AnswerWithError {
 }
 
 export interface OverCapacityOptions {
-  /** Re-sends after the first (EXAI_WS_OVER_CAPACITY_RETRIES). */
+  /** Re-sends after the first (config.admission.retries: 3, SPEC §6.5). */
   retries: number;
   /** The call's deadline, ms on the monotonic clock. */
   deadlineAt: number;

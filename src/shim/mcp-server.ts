@@ -4,7 +4,7 @@
  * new one), deadline_ms = what is left of the shim's own budget (EXAI_SHIM_RPC_TIMEOUT) minus a
  * transit margin, and `roots` = the file sandbox of this client (./roots.ts). Daemon progress
  * frames become `notifications/progress`; MCP cancellation becomes `{op:"cancel"}`; OVER_CAPACITY
- * is retried with full jitter (at least retry_after) up to EXAI_WS_ADMISSION_RETRIES times inside
+ * is retried with full jitter (at least retry_after) up to config.admission.retries (3) times inside
  * the deadline (./backoff.ts). The shim's ceiling only fires when the daemon never answers (frozen, overloaded).
  */
 import { randomUUID } from "node:crypto";
