@@ -1,7 +1,7 @@
 // Regenerates the README configuration table and .env.example from the variable list
-// (src/config/variables.ts, compiled to dist/). Run after `npm run build`: `node scripts/update-docs.mjs`.
+// (src/config/variables.ts, rendered by src/config/docs.ts, compiled to dist/). Run after `npm run build`: `node scripts/update-docs.mjs`.
 import { readFileSync, writeFileSync, renameSync } from "node:fs";
-import { renderConfigTable, renderEnvExample } from "../dist/config/variables.js";
+import { renderConfigTable, renderEnvExample } from "../dist/config/docs.js";
 
 const writeAtomic = (path, text) => {
   writeFileSync(`${path}.tmp`, text);

@@ -14,7 +14,7 @@ import { Command, InvalidArgumentError } from "commander";
 import { loadConfig, type Config } from "./config/load.js";
 import { processEnvironment } from "./config/environment.js";
 import { summary } from "./config/timeouts.js";
-import { renderConfigTable } from "./config/variables.js";
+import { renderConfigTable } from "./config/docs.js";
 import { ExaiError, toExaiError } from "./base/errors.js";
 import { VERSION } from "./base/version.js";
 

@@ -4,13 +4,9 @@ import { join } from "node:path";
 import { describe, expect, expectTypeOf, it } from "vitest";
 import { loadConfig } from "../src/config/load.js";
 import { buildTimeoutConfig, summary, validateHierarchy } from "../src/config/timeouts.js";
-import {
-  buildEnvironmentSchema,
-  renderConfigTable,
-  renderEnvExample,
-  VARIABLE_SPECS,
-  type ParsedEnvironment,
-} from "../src/config/variables.js";
+import { renderConfigTable, renderEnvExample } from "../src/config/docs.js";
+import { buildEnvironmentSchema } from "../src/config/schema.js";
+import { VARIABLE_SPECS, type ParsedEnvironment } from "../src/config/variables.js";
 import { ExaiError } from "../src/base/errors.js";
 import { runCli } from "./support/cli.js";
 import { REPO_ROOT, tempDir } from "./support/harness.js";

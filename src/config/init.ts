@@ -21,7 +21,8 @@ import { createInterface } from "node:readline/promises";
 import { Writable, type Readable } from "node:stream";
 import { ExaiError, invalidArgument } from "../base/errors.js";
 import { userConfigPath } from "./load.js";
-import { buildEnvironmentSchema, type RawEnvironment } from "./variables.js";
+import { buildEnvironmentSchema } from "./schema.js";
+import type { RawEnvironment } from "./variables.js";
 
 /** The variables `exai init` writes, in file order, with the prompt shown for each. */
 const INIT_VARIABLES = [
