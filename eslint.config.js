@@ -18,6 +18,7 @@ const FLOORS = [
   ["mcp"], // what every transport shares
   ["server", "daemon", "shim"], // transports
   ["smoke"],
+  ["commands"], // the exai commands, registered by src/cli.ts
 ];
 /** The fake provider: its own package entry (exai-mcp/testing); it may use only src/base. */
 const TESTING = "testing";
