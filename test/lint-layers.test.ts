@@ -9,7 +9,13 @@ import { ESLint } from "eslint";
 import { beforeAll, describe, expect, it } from "vitest";
 
 const REPO_ROOT = fileURLToPath(new URL("..", import.meta.url));
-const LAYER_RULES = new Set(["no-restricted-imports", "no-restricted-syntax", "no-restricted-properties"]);
+const LAYER_RULES = new Set([
+  "no-restricted-imports",
+  "no-restricted-syntax",
+  "no-restricted-properties",
+  "max-lines",
+  "max-lines-per-function",
+]);
 
 let eslint: ESLint;
 beforeAll(() => {
@@ -142,5 +148,21 @@ describe("the real tree", () => {
     );
     expect(results.length).toBeGreaterThan(50);
     expect(errors).toEqual([]);
+  });
+});
+
+describe("size limits (eslint.config.js)", () => {
+  it("refuses a source file over 400 lines and a function over 120 lines", async () => {
+    const longFile = Array.from({ length: 401 }, (_, index) => `export const v${index} = ${index};`).join(
+      "\n",
+    );
+    expect(await layerErrors(`${longFile}\n`, "src/tools/x.ts")).toEqual([
+      expect.stringMatching(/^max-lines: File has too many lines \(401\)/),
+    ]);
+    const body = Array.from({ length: 121 }, (_, index) => `  total += ${index};`).join("\n");
+    const longFunction = `export function sum(): number {\n  let total = 0;\n${body}\n  return total;\n}\n`;
+    expect(await layerErrors(longFunction, "src/tools/x.ts")).toEqual([
+      expect.stringMatching(/^max-lines-per-function: Function 'sum' has too many lines/),
+    ]);
   });
 });
