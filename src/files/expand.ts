@@ -8,7 +8,7 @@ import path from "node:path";
 
 import { ExaiError, invalidArgument } from "../base/errors.js";
 import { isIgnored, loadGitignore, startingLayers, type IgnoreLayer } from "./gitignore.js";
-import { openSandboxed } from "./open.js";
+import { fileSystemError, openSandboxed } from "./open.js";
 import { errorCode, secretRule, type FileSandbox } from "./sandbox.js";
 
 export interface ExpandResult {
@@ -187,7 +187,7 @@ async function listDirectory(directory: string, field: string): Promise<Dirent[]
   } catch (error) {
     // Removed while we walked: it has no files left to offer.
     if (errorCode(error) === "ENOENT") return [];
-    throw readError(error, field, directory, directory);
+    throw fileSystemError(error, field, directory, directory, "read");
   }
   return entries.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
 }
@@ -196,44 +196,6 @@ async function statOrThrow(real: string, field: string, input: string): Promise<
   try {
     return await stat(real);
   } catch (error) {
-    throw readError(error, field, input, real);
+    throw fileSystemError(error, field, input, real, "read");
   }
-}
-
-function readError(error: unknown, field: string, input: string, real: string): ExaiError {
-  const code = errorCode(error);
-  const quoted = JSON.stringify(input);
-  const details = { field, path: input };
-  if (code === "ENOENT" || code === "ENOTDIR") {
-    return new ExaiError(
-      "INVALID_ARGUMENT",
-      `${field}: ${quoted} does not exist (it was removed while reading)`,
-      {
-        cause: error,
-        details,
-      },
-    );
-  }
-  if (code === "EACCES" || code === "EPERM") {
-    return new ExaiError(
-      "FILE_ACCESS_DENIED",
-      `${field}: ${quoted} cannot be read: permission denied for the exai server process (${real})`,
-      { cause: error, details },
-    );
-  }
-  if (code === "EISDIR") {
-    return new ExaiError(
-      "INVALID_ARGUMENT",
-      `${field}: ${quoted} is a directory; expand it into files first`,
-      {
-        cause: error,
-        details,
-      },
-    );
-  }
-  const reason = error instanceof Error ? error.message : String(error);
-  return new ExaiError("INVALID_ARGUMENT", `${field}: ${quoted} could not be read: ${reason}`, {
-    cause: error,
-    details,
-  });
 }

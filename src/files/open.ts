@@ -85,7 +85,7 @@ export async function openSandboxed(
       // ELOOP: the last component became a symlink after it was resolved; resolve it again.
       if ((code === "ELOOP" || code === "ENOENT") && attempt < OPEN_ATTEMPTS) continue;
       if (options.optional && (code === "ENOENT" || code === "ENOTDIR")) return undefined;
-      throw openError(error, field, input, real);
+      throw fileSystemError(error, field, input, real);
     }
     try {
       const info = await handle.stat();
@@ -224,7 +224,18 @@ async function readBounded(
   return chunks.length === 1 ? chunks[0] : Buffer.concat(chunks, total);
 }
 
-function openError(error: unknown, field: string, input: string, real: string): ExaiError {
+/**
+ * The error for an OS failure on `input` (the path as the caller gave it; `real` is its resolved
+ * path): INVALID_ARGUMENT naming `field` when it is gone or a directory, FILE_ACCESS_DENIED for
+ * permissions and a path that kept turning into a symlink. `action` completes "could not be …".
+ */
+export function fileSystemError(
+  error: unknown,
+  field: string,
+  input: string,
+  real: string,
+  action: "read" | "opened" = "opened",
+): ExaiError {
   const code = errorCode(error);
   const quoted = JSON.stringify(input);
   const details = { field, path: input };
@@ -259,7 +270,7 @@ function openError(error: unknown, field: string, input: string, real: string): 
     });
   }
   const reason = error instanceof Error ? error.message : String(error);
-  return new ExaiError("INVALID_ARGUMENT", `${field}: ${quoted} could not be opened: ${reason}`, {
+  return new ExaiError("INVALID_ARGUMENT", `${field}: ${quoted} could not be ${action}: ${reason}`, {
     cause: error,
     details,
   });
