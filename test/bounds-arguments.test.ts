@@ -7,22 +7,11 @@
 import { spawn, type ChildProcessWithoutNullStreams } from "node:child_process";
 import { afterEach, describe, expect, it } from "vitest";
 import WebSocket from "ws";
-import { createDaemon } from "../src/daemon/server.js";
-import { createLogger } from "../src/base/logging.js";
 import { checkArgumentDepth } from "../src/runtime/arguments.js";
 import { stableJson } from "../src/base/stable-json.js";
-import { createRuntime } from "../src/runtime/runtime.js";
 import { startFakeProvider, type FakeProvider } from "../src/testing/fake-provider.js";
-import {
-  CLI,
-  fastEnv,
-  makeConfig,
-  providerEnv,
-  REPO_ROOT,
-  startTestRuntime,
-  tempDir,
-  type TestRuntime,
-} from "./support/harness.js";
+import { CLI, fastEnv, REPO_ROOT, startTestRuntime, tempDir, type TestRuntime } from "./support/harness.js";
+import { startInProcessDaemon } from "./support/daemon.js";
 
 const DEPTH = 100_000;
 
@@ -225,17 +214,7 @@ describe("deep arguments over the daemon's WebSocket", () => {
   });
 
   it("a call_tool frame whose prompt is nested 100,000 levels deep gets INVALID_ARGUMENT, and the connection keeps serving", async () => {
-    const fake = await startFakeProvider();
-    const data = tempDir("exai-deep-daemon-");
-    const config = makeConfig(fastEnv({ EXAI_DATA_DIR: data.path, ...providerEnv(fake) }));
-    const runtime = createRuntime(config, { mode: "daemon", logger: createLogger({ level: "silent" }) });
-    const daemon = await createDaemon(config, { host: "127.0.0.1", port: 0, runtime });
-    cleanups.push(async () => {
-      await daemon.close({ drainMs: 0 });
-      await runtime.close();
-      await fake.close();
-      data.cleanup();
-    });
+    const { daemon } = await startInProcessDaemon(cleanups, { prefix: "exai-deep-daemon-" });
     const ws = new WebSocket(`ws+unix://${daemon.socketPath}:/`);
     cleanups.push(() => ws.terminate());
     const frames: Array<Record<string, unknown>> = [];

@@ -11,38 +11,27 @@ import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
 import { afterEach, describe, expect, it } from "vitest";
 import WebSocket from "ws";
-import { createDaemon, type Daemon } from "../src/daemon/server.js";
-import { createLogger } from "../src/base/logging.js";
-import { createRuntime, type Runtime } from "../src/runtime/runtime.js";
 import { listTools } from "../src/mcp/server.js";
-import { startFakeProvider, type FakeProvider } from "../src/testing/fake-provider.js";
-import { freePort, runCleanups, slotCounts, type Cleanup } from "./support/daemon.js";
-import { CLI, fastEnv, makeConfig, providerEnv, REPO_ROOT, structured, tempDir } from "./support/harness.js";
+import { startFakeProvider } from "../src/testing/fake-provider.js";
+import {
+  freePort,
+  runCleanups,
+  slotCounts,
+  startInProcessDaemon,
+  type Cleanup,
+  type InProcessDaemon,
+} from "./support/daemon.js";
+import { CLI, fastEnv, providerEnv, REPO_ROOT, structured, tempDir } from "./support/harness.js";
 
 const cleanups: Cleanup[] = [];
 afterEach(() => runCleanups(cleanups));
 
-interface TestDaemon {
-  daemon: Daemon;
-  runtime: Runtime;
-  fake: FakeProvider;
-  base: string;
-}
+type TestDaemon = InProcessDaemon;
 
 async function startDaemon(env: Record<string, string> = {}): Promise<TestDaemon> {
-  const fake = await startFakeProvider();
-  const data = tempDir("exai-http-");
-  const config = makeConfig(fastEnv({ EXAI_DATA_DIR: data.path, ...providerEnv(fake), ...env }));
-  const runtime = createRuntime(config, { mode: "daemon", logger: createLogger({ level: "silent" }) });
-  const daemon = await createDaemon(config, { host: "127.0.0.1", port: 0, runtime });
-  cleanups.push(async () => {
-    await daemon.close({ drainMs: 0 });
-    await runtime.close();
-    await fake.close();
-    data.cleanup();
-  });
-  if (daemon.token !== undefined) tokens.set(`http://127.0.0.1:${daemon.port}`, daemon.token);
-  return { daemon, runtime, fake, base: `http://127.0.0.1:${daemon.port}` };
+  const started = await startInProcessDaemon(cleanups, { env, prefix: "exai-http-" });
+  if (started.daemon.token !== undefined) tokens.set(started.base, started.daemon.token);
+  return started;
 }
 
 /** The TCP token of each test daemon, by base URL. */

@@ -20,9 +20,15 @@ import { createRequestRegistry } from "../src/daemon/requests.js";
 import { createDaemon, type Daemon } from "../src/daemon/server.js";
 import { loadOrCreateToken } from "../src/mcp/trust.js";
 import { createLogger } from "../src/base/logging.js";
-import { createRuntime, type Runtime } from "../src/runtime/runtime.js";
-import { startFakeProvider, type FakeProvider } from "../src/testing/fake-provider.js";
-import { runCleanups, startShim, type Cleanup } from "./support/daemon.js";
+import { createRuntime } from "../src/runtime/runtime.js";
+import { startFakeProvider } from "../src/testing/fake-provider.js";
+import {
+  runCleanups,
+  startInProcessDaemon,
+  startShim,
+  type Cleanup,
+  type InProcessDaemon,
+} from "./support/daemon.js";
 import { CLI, fastEnv, makeConfig, providerEnv, REPO_ROOT, structured, tempDir } from "./support/harness.js";
 
 const cleanups: Cleanup[] = [];
@@ -31,28 +37,10 @@ afterEach(() => runCleanups(cleanups));
 const NOBODY = 65534;
 const isRoot = process.getuid?.() === 0;
 
-interface TestDaemon {
-  daemon: Daemon;
-  runtime: Runtime;
-  fake: FakeProvider;
-  base: string;
-  dataDir: string;
-}
+type TestDaemon = InProcessDaemon;
 
-async function startDaemon(env: Record<string, string> = {}): Promise<TestDaemon> {
-  const fake = await startFakeProvider();
-  const data = tempDir("exai-trust-");
-  const config = makeConfig(fastEnv({ EXAI_DATA_DIR: data.path, ...providerEnv(fake), ...env }));
-  const runtime = createRuntime(config, { mode: "daemon", logger: createLogger({ level: "silent" }) });
-  const daemon = await createDaemon(config, { host: "127.0.0.1", port: 0, runtime });
-  cleanups.push(async () => {
-    await daemon.close({ drainMs: 0 });
-    await runtime.close();
-    await fake.close();
-    data.cleanup();
-  });
-  return { daemon, runtime, fake, base: `http://127.0.0.1:${daemon.port}`, dataDir: data.path };
-}
+const startDaemon = (env: Record<string, string> = {}): Promise<TestDaemon> =>
+  startInProcessDaemon(cleanups, { env, prefix: "exai-trust-" });
 
 type Frame = Record<string, unknown>;
 

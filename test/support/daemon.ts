@@ -12,7 +12,20 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "no
 import { connect as netConnect, createServer, type Server, type Socket } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { CLI, connectStdioClient, REPO_ROOT, type StdioClient } from "./harness.js";
+import { createLogger } from "../../src/base/logging.js";
+import { createDaemon, type Daemon } from "../../src/daemon/server.js";
+import { createRuntime, type Runtime } from "../../src/runtime/runtime.js";
+import { startFakeProvider, type FakeProvider } from "../../src/testing/fake-provider.js";
+import {
+  CLI,
+  connectStdioClient,
+  fastEnv,
+  makeConfig,
+  providerEnv,
+  REPO_ROOT,
+  tempDir as makeTempDir,
+  type StdioClient,
+} from "./harness.js";
 
 export type Cleanup = () => Promise<void> | void;
 
@@ -309,4 +322,40 @@ function proxyServer(dial: () => Socket): {
     });
   });
   return { server, connections, sockets };
+}
+
+/** A daemon served inside the test process (runtime + fake provider + data dir), removed by `cleanups`. */
+export interface InProcessDaemon {
+  daemon: Daemon;
+  runtime: Runtime;
+  fake: FakeProvider;
+  /** http://127.0.0.1:<port> of its TCP listener. */
+  base: string;
+  dataDir: string;
+}
+
+/**
+ * Starts a daemon in this process on an ephemeral port, with its own fake provider and data
+ * directory (`prefix` names the temp dir); `env` adds to or overrides the fast test settings,
+ * `cwd` is the configuration's working directory (the harness default when omitted).
+ */
+export async function startInProcessDaemon(
+  cleanups: Cleanup[],
+  options: { env?: Record<string, string>; prefix?: string; cwd?: string } = {},
+): Promise<InProcessDaemon> {
+  const fake = await startFakeProvider();
+  const data = makeTempDir(options.prefix ?? "exai-daemon-");
+  const config = makeConfig(
+    fastEnv({ EXAI_DATA_DIR: data.path, ...providerEnv(fake), ...options.env }),
+    options.cwd,
+  );
+  const runtime = createRuntime(config, { mode: "daemon", logger: createLogger({ level: "silent" }) });
+  const daemon = await createDaemon(config, { host: "127.0.0.1", port: 0, runtime });
+  cleanups.push(async () => {
+    await daemon.close({ drainMs: 0 });
+    await runtime.close();
+    await fake.close();
+    data.cleanup();
+  });
+  return { daemon, runtime, fake, base: `http://127.0.0.1:${daemon.port}`, dataDir: data.path };
 }
