@@ -237,20 +237,30 @@ function noProviderError(): ExaiError {
   );
 }
 
-/** The models of the custom endpoint (CUSTOM_MODEL_NAME), with conservative capabilities. */
-function customModelsOf(config: Config): ModelInfo[] {
-  const custom = config.providers.custom;
-  return (custom?.models ?? []).map((id) => ({
-    id,
-    provider: "custom",
+/** What exai assumes of a model it knows nothing about: a small window, no thinking, images or search. */
+function conservativeCapabilities(): Pick<
+  ModelInfo,
+  "contextWindow" | "maxOutput" | "thinking" | "thinkingDefault" | "images" | "webSearch" | "aliases"
+> {
+  return {
     contextWindow: 32_768,
     maxOutput: 4096,
     thinking: "none",
     thinkingDefault: false,
     images: false,
     webSearch: false,
-    temperature: { min: 0, max: 2, default: 0.3 },
     aliases: [],
+  };
+}
+
+/** The models of the custom endpoint (CUSTOM_MODEL_NAME), with conservative capabilities. */
+function customModelsOf(config: Config): ModelInfo[] {
+  const custom = config.providers.custom;
+  return (custom?.models ?? []).map((id) => ({
+    id,
+    provider: "custom",
+    ...conservativeCapabilities(),
+    temperature: { min: 0, max: 2, default: 0.3 },
     description: `custom endpoint model (${custom?.baseUrl ?? ""})`,
   }));
 }
@@ -267,14 +277,8 @@ function uncataloguedModel(id: string, provider: ProviderName): ModelInfo {
   return {
     id,
     provider,
-    contextWindow: 32_768,
-    maxOutput: 4096,
-    thinking: "none",
-    thinkingDefault: false,
-    images: false,
-    webSearch: false,
+    ...conservativeCapabilities(),
     temperature: provider === "kimi" ? null : { min: 0, max: 1, default: 0.6 },
-    aliases: [],
     description: "not in the catalogue: conservative capabilities",
     uncatalogued: true,
   };

@@ -101,13 +101,7 @@ class ResilientStore implements Store {
     }
   }
 
-  createThread(input: {
-    toolName: string;
-    ttlMs: number;
-    id?: string;
-    parentId?: string;
-    now?: number;
-  }): Promise<Thread> {
+  createThread(input: Parameters<Store["createThread"]>[0]): Promise<Thread> {
     return this.write((store) => store.createThread(input));
   }
 
