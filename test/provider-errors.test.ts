@@ -11,7 +11,7 @@ import { httpError, parseProviderError, streamError } from "../src/providers/err
 import { classifyGlmError, glmDialect } from "../src/providers/glm.js";
 import { classifyKimiError, kimiDialect } from "../src/providers/kimi.js";
 import { customDialect } from "../src/providers/custom.js";
-import { applyChunk, type StreamState } from "../src/providers/stream.js";
+import { applyChunk, emptyStreamState } from "../src/providers/stream.js";
 import { startTestRuntime, type TestRuntime } from "./support/harness.js";
 
 const settings = (name: "glm" | "kimi" | "custom") =>
@@ -22,16 +22,7 @@ const scope = (dialect: typeof glmDialect, name: "glm" | "kimi" | "custom") => (
   redact: (text: string) => text,
 });
 
-const emptyState = (): StreamState => ({
-  content: "",
-  reasoningTokens: 0,
-  received: 0,
-  finishReason: "",
-  requestId: undefined,
-  usage: { promptTokens: 0, completionTokens: 0, totalTokens: 0 },
-  webSearch: undefined,
-  toolCalls: [],
-});
+const emptyState = emptyStreamState;
 
 describe("provider error bodies", () => {
   it("are parsed whatever their shape: nested, bare, numeric codes, text, garbage", () => {

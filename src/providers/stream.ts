@@ -75,6 +75,20 @@ interface StreamReadOptions {
   onProgress?: ((message: string) => void) | undefined;
 }
 
+/** The state of a stream before its first chunk. */
+export function emptyStreamState(): StreamState {
+  return {
+    content: "",
+    reasoningTokens: 0,
+    received: 0,
+    finishReason: "",
+    requestId: undefined,
+    usage: { promptTokens: 0, completionTokens: 0, totalTokens: 0 },
+    webSearch: undefined,
+    toolCalls: [],
+  };
+}
+
 /**
  * Parses one raw chunk into `state`.
  * @throws ExaiError PROVIDER_ERROR (retryable) naming the field when the chunk has the wrong shape.
@@ -150,16 +164,7 @@ export async function readChatStream(
   options: StreamReadOptions,
 ): Promise<StreamState> {
   const { timers, cap } = options;
-  const state: StreamState = {
-    content: "",
-    reasoningTokens: 0,
-    received: 0,
-    finishReason: "",
-    requestId: undefined,
-    usage: { promptTokens: 0, completionTokens: 0, totalTokens: 0 },
-    webSearch: undefined,
-    toolCalls: [],
-  };
+  const state = emptyStreamState();
   let lastProgress = 0;
   for await (const raw of stream) {
     timers.activity();
