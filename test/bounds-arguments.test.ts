@@ -10,7 +10,15 @@ import WebSocket from "ws";
 import { checkArgumentDepth } from "../src/runtime/arguments.js";
 import { stableJson } from "../src/base/stable-json.js";
 import { startFakeProvider, type FakeProvider } from "../src/testing/fake-provider.js";
-import { CLI, fastEnv, REPO_ROOT, startTestRuntime, tempDir, type TestRuntime } from "./support/harness.js";
+import {
+  CLI,
+  fastEnv,
+  REPO_ROOT,
+  startTestRuntime,
+  tempDir,
+  type TestRuntime,
+  initializeRequest,
+} from "./support/harness.js";
 import { startInProcessDaemon } from "./support/daemon.js";
 
 const DEPTH = 100_000;
@@ -169,19 +177,7 @@ describe("deep arguments over stdio", () => {
         });
       });
     };
-    const init = await request(
-      1,
-      JSON.stringify({
-        jsonrpc: "2.0",
-        id: 1,
-        method: "initialize",
-        params: {
-          protocolVersion: "2025-06-18",
-          capabilities: {},
-          clientInfo: { name: "deep", version: "1" },
-        },
-      }),
-    );
+    const init = await request(1, JSON.stringify(initializeRequest("deep")));
     expect(init.result).toBeDefined();
     child.stdin.write(`${JSON.stringify({ jsonrpc: "2.0", method: "notifications/initialized" })}\n`);
     const deep = await request(

@@ -21,7 +21,15 @@ import {
   type Cleanup,
   type InProcessDaemon,
 } from "./support/daemon.js";
-import { CLI, fastEnv, providerEnv, REPO_ROOT, structured, tempDir } from "./support/harness.js";
+import {
+  CLI,
+  fastEnv,
+  providerEnv,
+  REPO_ROOT,
+  structured,
+  tempDir,
+  initializeRequest,
+} from "./support/harness.js";
 
 const cleanups: Cleanup[] = [];
 afterEach(() => runCleanups(cleanups));
@@ -67,12 +75,7 @@ function rawRequest(
   });
 }
 
-const initialize = JSON.stringify({
-  jsonrpc: "2.0",
-  id: 1,
-  method: "initialize",
-  params: { protocolVersion: "2025-06-18", capabilities: {}, clientInfo: { name: "raw", version: "1" } },
-});
+const initialize = JSON.stringify(initializeRequest("raw"));
 const mcpHeaders = { "content-type": "application/json", accept: "application/json, text/event-stream" };
 
 describe("daemon HTTP: /health and /metrics", () => {

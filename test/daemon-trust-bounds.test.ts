@@ -12,7 +12,7 @@ import WebSocket from "ws";
 import { CLOSE_CODES } from "../src/mcp/frames.js";
 import { startFakeProvider } from "../src/testing/fake-provider.js";
 import { freePort, health, runCleanups, startDaemon, type Cleanup } from "./support/daemon.js";
-import { CLI, fastEnv, providerEnv, REPO_ROOT, tempDir } from "./support/harness.js";
+import { CLI, fastEnv, providerEnv, REPO_ROOT, tempDir, initializeRequest } from "./support/harness.js";
 
 const cleanups: Cleanup[] = [];
 afterEach(() => runCleanups(cleanups));
@@ -121,12 +121,7 @@ describe("the shim's stdin", () => {
       }
     };
     const send = (message: unknown) => child.stdin.write(`${JSON.stringify(message)}\n`);
-    send({
-      jsonrpc: "2.0",
-      id: 1,
-      method: "initialize",
-      params: { protocolVersion: "2025-06-18", capabilities: {}, clientInfo: { name: "big", version: "1" } },
-    });
+    send(initializeRequest("big"));
     await answer(1);
     send({ jsonrpc: "2.0", method: "notifications/initialized" });
     send({

@@ -29,7 +29,16 @@ import {
   type Cleanup,
   type InProcessDaemon,
 } from "./support/daemon.js";
-import { CLI, fastEnv, makeConfig, providerEnv, REPO_ROOT, structured, tempDir } from "./support/harness.js";
+import {
+  CLI,
+  fastEnv,
+  makeConfig,
+  providerEnv,
+  REPO_ROOT,
+  structured,
+  tempDir,
+  initializeRequest,
+} from "./support/harness.js";
 
 const cleanups: Cleanup[] = [];
 afterEach(() => runCleanups(cleanups));
@@ -404,20 +413,7 @@ describe("sessions cannot be hijacked", () => {
         request.end(body);
       });
     const headers = { "content-type": "application/json", accept: "application/json, text/event-stream" };
-    const initialized = await viaUnix(
-      "POST",
-      headers,
-      JSON.stringify({
-        jsonrpc: "2.0",
-        id: 1,
-        method: "initialize",
-        params: {
-          protocolVersion: "2025-06-18",
-          capabilities: {},
-          clientInfo: { name: "owner", version: "1" },
-        },
-      }),
-    );
+    const initialized = await viaUnix("POST", headers, JSON.stringify(initializeRequest("owner")));
     expect(initialized.status).toBe(200);
     const sessionId = String(initialized.headers["mcp-session-id"]);
     const tcpHeaders = { ...headers, authorization: `Bearer ${daemon.token}`, "mcp-session-id": sessionId };
@@ -619,16 +615,7 @@ describe("bounded daemon memory", () => {
     const init = await fetch(`${base}/mcp`, {
       method: "POST",
       headers,
-      body: JSON.stringify({
-        jsonrpc: "2.0",
-        id: 1,
-        method: "initialize",
-        params: {
-          protocolVersion: "2025-06-18",
-          capabilities: {},
-          clientInfo: { name: "aborter", version: "1" },
-        },
-      }),
+      body: JSON.stringify(initializeRequest("aborter")),
     });
     const sessionId = init.headers.get("mcp-session-id") ?? "";
     await init.text();

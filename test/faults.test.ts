@@ -21,6 +21,7 @@ import {
   structured,
   tempDir,
   type StdioClient,
+  initializeRequest,
 } from "./support/harness.js";
 
 /** Mounts a tmpfs at a fresh directory; undefined when mounting is not permitted here. */
@@ -247,12 +248,7 @@ function rawStdio(env: Record<string, string>): {
   };
 }
 
-const initialize = JSON.stringify({
-  jsonrpc: "2.0",
-  id: 1,
-  method: "initialize",
-  params: { protocolVersion: "2025-06-18", capabilities: {}, clientInfo: { name: "t", version: "1" } },
-});
+const initialize = JSON.stringify(initializeRequest("t"));
 const tenMiBCall = (id: number) =>
   JSON.stringify({
     jsonrpc: "2.0",

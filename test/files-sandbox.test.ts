@@ -4,8 +4,8 @@ import path from "node:path";
 
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 
-import { ExaiError } from "../src/base/errors.js";
 import { createFileSandbox, isInsideRoot, isSecretPath, type FileSandbox } from "../src/files/sandbox.js";
+import { rejection } from "./support/harness.js";
 
 let base: string;
 let root: string;
@@ -27,16 +27,6 @@ beforeEach(async () => {
 afterEach(async () => {
   await rm(base, { recursive: true, force: true });
 });
-
-/** Awaits a rejection and returns it as an ExaiError, failing the test otherwise. */
-async function rejection(promise: Promise<unknown>): Promise<ExaiError> {
-  const error: unknown = await promise.then(
-    () => undefined,
-    (reason: unknown) => reason,
-  );
-  if (!ExaiError.is(error)) throw new Error(`expected an ExaiError, got ${String(error)}`);
-  return error;
-}
 
 describe("createFileSandbox().resolve", () => {
   it("returns the realpath of a file inside an allowed root", async () => {

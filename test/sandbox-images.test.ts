@@ -9,11 +9,10 @@ import { join } from "node:path";
 
 import { afterEach, describe, expect, it } from "vitest";
 
-import { ExaiError } from "../src/base/errors.js";
 import { imageType, readImage } from "../src/files/image.js";
 import { createFileReader } from "../src/files/reader.js";
 import { createFileSandbox } from "../src/files/sandbox.js";
-import { startTestRuntime, tempDir, type TestRuntime } from "./support/harness.js";
+import { rejection, startTestRuntime, tempDir, type TestRuntime } from "./support/harness.js";
 
 /** A valid 1×1 PNG. */
 const TINY_PNG = Buffer.from(
@@ -43,18 +42,6 @@ function sparse(file: string, head: Buffer, size: number): void {
   } finally {
     closeSync(fd);
   }
-}
-
-async function rejection(promise: Promise<unknown>): Promise<ExaiError> {
-  return promise.then(
-    () => {
-      throw new Error("expected a rejection");
-    },
-    (reason: unknown) => {
-      if (!ExaiError.is(reason)) throw reason;
-      return reason;
-    },
-  );
 }
 
 describe("imageType", () => {

@@ -14,7 +14,7 @@ import { ExaiError } from "../src/base/errors.js";
 import { openSandboxed } from "../src/files/open.js";
 import { createFileReader, type FileReader } from "../src/files/reader.js";
 import { createFileSandbox, SECRET_RULES } from "../src/files/sandbox.js";
-import { startTestRuntime } from "./support/harness.js";
+import { rejection, startTestRuntime } from "./support/harness.js";
 
 let base: string;
 let root: string;
@@ -27,18 +27,6 @@ async function write(relative: string, content: string | Buffer): Promise<string
   await mkdir(path.dirname(file), { recursive: true });
   await writeFile(file, content);
   return file;
-}
-
-async function rejection(promise: Promise<unknown>): Promise<ExaiError> {
-  return promise.then(
-    () => {
-      throw new Error("expected a rejection");
-    },
-    (reason: unknown) => {
-      if (!ExaiError.is(reason)) throw reason;
-      return reason;
-    },
-  );
 }
 
 beforeEach(async () => {

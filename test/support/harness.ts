@@ -7,6 +7,7 @@ import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { StdioClientTransport } from "@modelcontextprotocol/sdk/client/stdio.js";
+import { ExaiError } from "../../src/base/errors.js";
 import { loadConfig, type Config } from "../../src/config/load.js";
 import { createLogger } from "../../src/base/logging.js";
 import { createRuntime, type Runtime } from "../../src/runtime/runtime.js";
@@ -147,3 +148,23 @@ export function structured(result: unknown): Record<string, unknown> {
 
 /** Monotonic milliseconds. */
 export const clock = () => performance.now();
+
+/** The ExaiError `promise` rejects with; fails the test when it resolves or rejects with anything else. */
+export async function rejection(promise: Promise<unknown>): Promise<ExaiError> {
+  const error: unknown = await promise.then(
+    () => undefined,
+    (reason: unknown) => reason,
+  );
+  if (!ExaiError.is(error)) throw new Error(`expected an ExaiError, got ${String(error)}`);
+  return error;
+}
+
+/** A JSON-RPC `initialize` request (protocol 2025-06-18) from a client named `client`, id 1. */
+export function initializeRequest(client: string): Record<string, unknown> {
+  return {
+    jsonrpc: "2.0",
+    id: 1,
+    method: "initialize",
+    params: { protocolVersion: "2025-06-18", capabilities: {}, clientInfo: { name: client, version: "1" } },
+  };
+}
